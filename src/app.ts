@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto'
+import Fastify from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import cors from '@fastify/cors'
+import fp from 'fastify-plugin'
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
+import type { Redis } from 'ioredis'
+import type { Config } from './config.ts'
+import type { Database } from './db/database.ts'
+import type { N8nClient } from './services/n8n-client.ts'
+import type { TokenVerifier } from './services/token-verifier.ts'
+import configPlugin from './plugins/config.ts'
+import dbPlugin from './plugins/db.ts'
+import errorsPlugin from './plugins/errors.ts'
+import authPlugin from './plugins/auth.ts'
+import n8nPlugin from './plugins/n8n.ts'
+import rateLimitPlugin from './plugins/rate-limit.ts'
+import swaggerPlugin from './plugins/swagger.ts'
+import servicesPlugin from './plugins/services.ts'
+import type { ServicesPluginOptions } from './plugins/services.ts'
+import healthRoutes from './routes/health/index.ts'
+import meRoutes from './routes/me/index.ts'
+import workflowRoutes from './routes/workflows/index.ts'
+
+export interface AppOptions {
+  config: Config
+  /** Injected dependencies (tests, benchmarks); otherwise built from config. */
+  db?: Database
+  n8n?: N8nClient
+  tokenVerifier?: TokenVerifier
+  redis?: Redis
+  migrate?: boolean
+  swaggerUi?: boolean
+  hooks?: ServicesPluginOptions['workflowHooks']
+}
+
+/** The application as a plugin: shared things first, in dependency order, then the routes. */
+export default async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  fastify.setValidatorCompiler(validatorCompiler)
+  fastify.setSerializerCompiler(serializerCompiler)
+
+  await fastify.register(configPlugin, { config: opts.config })
+  await fastify.register(errorsPlugin)
+  if (opts.config.corsOrigins.length > 0) {
+    await fastify.register(cors, {
+      origin: opts.config.corsOrigins,
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'if-match', 'last-event-id', 'x-request-id'],
+      exposedHeaders: ['etag', 'location', 'retry-after', 'x-request-id', 'idempotent-replayed'],
+      methods: ['GET', 'POST', 'PATCH', 'DELETE']
+    })
+  }
+  await fastify.register(swaggerPlugin, { ui: opts.swaggerUi !== false })
+  await fastify.register(dbPlugin, { ...(opts.db ? { db: opts.db } : {}), migrate: opts.migrate !== false })
+  await fastify.register(n8nPlugin, opts.n8n ? { n8n: opts.n8n } : {})
+  await fastify.register(authPlugin, opts.tokenVerifier ? { tokenVerifier: opts.tokenVerifier } : {})
+  await fastify.register(rateLimitPlugin, opts.redis ? { redis: opts.redis } : {})
+  await fastify.register(servicesPlugin, opts.hooks ? { workflowHooks: opts.hooks } : {})
+
+  await fastify.register(healthRoutes)
+  await fastify.register(meRoutes)
+  await fastify.register(workflowRoutes)
+}
+
+/** Logger settings: request ids on every line; credentials never written. */
+export function loggerOptions (config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.LOG_LEVEL,
+    redact: {
+      paths: [
+        'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-n8n-api-key"]', 'req.headers["idempotency-key"]',
+        'headers.authorization', 'headers["x-n8n-api-key"]', 'authorization', 'apiKey', 'api_key', '*.apiKey', '*.api_key',
+        'N8N_API_KEY', '*.N8N_API_KEY', 'CRON_SECRET', '*.CRON_SECRET', 'SUPABASE_JWT_SECRET', '*.SUPABASE_JWT_SECRET',
+        'SUPABASE_SERVICE_ROLE_KEY', '*.SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_ANON_KEY', '*.SUPABASE_ANON_KEY',
+        'DATABASE_URL', '*.DATABASE_URL', 'token', '*.token', 'password', '*.password'
+      ],
+      censor: '[redacted]'
+    }
+  }
+}
+
+export function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | boolean = loggerOptions(config)): FastifyServerOptions {
+  return {
+    logger,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    trustProxy: true,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true }
+  }
+}
+
+/** Builds a ready instance: used by the server, the tests and the benchmarks. */
+export async function buildApp (opts: AppOptions & { logger?: FastifyServerOptions['logger'] | boolean }): Promise<FastifyInstance> {
+  const fastify = Fastify(serverOptions(opts.config, opts.logger ?? loggerOptions(opts.config)))
+  fastify.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  // fastify-plugin: the app's decorators (db, swagger, services) live on the returned instance
+  await fastify.register(fp(app, { name: 'workflow-sync' }), opts)
+  await fastify.ready()
+  return fastify
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod'
+
+// One schema over the environment, parsed once at boot. Nothing else reads process.env.
+
+const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v)
+const optionalString = z.preprocess(emptyToUndefined, z.string().optional())
+const optionalUrl = z.preprocess(emptyToUndefined, z.url().optional())
+const intWithDefault = (def: number, min: number, max: number) =>
+  z.preprocess(emptyToUndefined, z.coerce.number().int().min(min).max(max).default(def))
+
+export const configSchema = z.object({
+  NODE_ENV: z.preprocess(emptyToUndefined, z.enum(['development', 'production', 'test']).default('development')),
+  PORT: intWithDefault(3000, 0, 65535),
+  HOST: z.preprocess(emptyToUndefined, z.string().default('127.0.0.1')),
+  LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+  DATABASE_URL: z.preprocess(emptyToUndefined, z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()),
+  DATABASE_POOL_MAX: intWithDefault(10, 1, 200),
+  PGLITE_DIR: z.preprocess(emptyToUndefined, z.string().default('./.data/pglite')),
+  SUPABASE_URL: optionalUrl,
+  SUPABASE_JWT_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
+  SUPABASE_JWKS_URL: optionalUrl,
+  SUPABASE_ANON_KEY: optionalString,
+  SUPABASE_SERVICE_ROLE_KEY: optionalString,
+  N8N_API_URL: z.preprocess(emptyToUndefined, z.url().default('http://127.0.0.1:5678/api/v1')),
+  N8N_API_KEY: optionalString,
+  N8N_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
+  N8N_RETRIES: intWithDefault(3, 0, 10),
+  N8N_CONCURRENCY: intWithDefault(8, 1, 64),
+  CRON_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
+  REDIS_URL: z.preprocess(emptyToUndefined, z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional()),
+  RATE_LIMIT_MAX: intWithDefault(600, 1, 1_000_000),
+  CORS_ORIGINS: z.preprocess(emptyToUndefined, z.string().optional()),
+  BODY_LIMIT_BYTES: intWithDefault(1_048_576, 1024, 50 * 1_048_576),
+  IDEMPOTENCY_TTL_HOURS: intWithDefault(24, 1, 24 * 30),
+  CLEANUP_GRACE_MINUTES: intWithDefault(60, 0, 60 * 24 * 30),
+  SYNC_LOG_RETENTION_DAYS: intWithDefault(30, 1, 3650),
+  EXECUTION_RETENTION_DAYS: intWithDefault(90, 1, 3650),
+  SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000)
+})
+
+export type Env = z.infer<typeof configSchema>
+
+export interface Config extends Env {
+  corsOrigins: string[]
+  issuer: string | undefined
+  jwksUrl: string | undefined
+  // true when no JWT secret or JWKS was configured and a development secret was generated
+  devAuth: boolean
+}
+
+export class ConfigError extends Error {
+  readonly issues: string[]
+  constructor (issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`)
+    this.name = 'ConfigError'
+    this.issues = issues
+  }
+}
+
+export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: () => string = defaultSecret): Config {
+  const parsed = configSchema.safeParse(env)
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`))
+  }
+  const e = parsed.data
+  const base = e.SUPABASE_URL?.replace(/\/+$/, '')
+  const issuer = base ? `${base}/auth/v1` : undefined
+  const jwksUrl = e.SUPABASE_JWKS_URL ?? (base ? `${base}/auth/v1/.well-known/jwks.json` : undefined)
+  let devAuth = false
+  let secret = e.SUPABASE_JWT_SECRET
+  if (!secret && !jwksUrl) {
+    if (e.NODE_ENV === 'production') {
+      throw new ConfigError(['SUPABASE_JWT_SECRET or SUPABASE_URL (or SUPABASE_JWKS_URL): one is required when NODE_ENV=production, so that access tokens can be verified'])
+    }
+    secret = generateSecret()
+    devAuth = true
+  }
+  return {
+    ...e,
+    SUPABASE_JWT_SECRET: secret,
+    corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean) : [],
+    issuer,
+    jwksUrl,
+    devAuth
+  }
+}
+
+function defaultSecret (): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
+}

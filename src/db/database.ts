@@ -1,0 +1,61 @@
+// The database seen by the store: a server Postgres through `pg`, or embedded PGlite.
+// Both run the same migrations and the same row-level security.
+
+export interface QueryResult<R> {
+  rows: R[]
+  rowCount: number
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>
+}
+
+export interface UserClaims {
+  sub: string
+  role: 'authenticated'
+  [k: string]: unknown
+}
+
+export interface PoolStats {
+  total: number
+  idle: number
+  waiting: number
+  max: number
+}
+
+export interface Database {
+  readonly kind: 'pg' | 'pglite'
+  /** Statements as the connecting owner (migrations, health checks). */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>
+  /** Runs a multi-statement script, then fn, in one transaction as the owner (migrations). */
+  execScript(script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void>
+  /** A transaction as role `authenticated` with `request.jwt.claims` set, as PostgREST does. */
+  withUser<T>(claims: UserClaims, fn: (tx: Queryable) => Promise<T>): Promise<T>
+  /** A transaction as role `service_role` (bypasses RLS): cron work only. */
+  asService<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
+  /**
+   * Runs fn while holding a session-level advisory lock on (namespace, key); with `wait: false`
+   * answers `{ acquired: false }` at once when another session holds it.
+   */
+  withAdvisoryLock<T>(namespace: number, key: string, fn: () => Promise<T>, opts?: { wait?: boolean }): Promise<{ acquired: true, value: T } | { acquired: false }>
+  /** LISTEN on a channel; returns an unlisten function. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
+  poolStats(): PoolStats
+  close(): Promise<void>
+}
+
+export function claimsSql (): string {
+  return "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
+}
+
+/** Postgres errors that mean the database is unreachable or shutting down, not a bad query. */
+export function isConnectionError (err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false
+  const e = err as { code?: string, message?: string }
+  const code = e.code ?? ''
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH'].includes(code)) return true
+  // class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now; 53300 too many connections
+  if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true
+  const msg = e.message ?? ''
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(msg)
+}

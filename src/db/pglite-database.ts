@@ -1,0 +1,114 @@
+import { mkdirSync } from 'node:fs'
+import { PGlite, types } from '@electric-sql/pglite'
+import { claimsSql } from './database.ts'
+import type { Database, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
+
+// PGlite is one Postgres backend in this process: every statement and transaction is serialised
+// here, so an open RLS transaction can never be shared with another request's statements.
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve()
+  private pending = 0
+  run<T> (fn: () => Promise<T>): Promise<T> {
+    this.pending++
+    const next = this.tail.then(fn, fn)
+    this.tail = next.then(() => { this.pending-- }, () => { this.pending-- })
+    return next
+  }
+
+  get waiting (): number {
+    return Math.max(0, this.pending - 1)
+  }
+}
+
+export class PgliteDatabase implements Database {
+  readonly kind = 'pglite' as const
+  readonly db: PGlite
+  private readonly mutex = new Mutex()
+  private readonly locks = new Map<string, Mutex>()
+
+  private constructor (db: PGlite) {
+    this.db = db
+  }
+
+  static async open (dataDir: string | undefined): Promise<PgliteDatabase> {
+    if (dataDir) mkdirSync(dataDir, { recursive: true })
+    const db = new PGlite(dataDir, {
+      parsers: {
+        [types.INT8]: (v: string) => Number(v),
+        [types.TIMESTAMPTZ]: (v: string) => new Date(v).toISOString()
+      }
+    })
+    await db.waitReady
+    return new PgliteDatabase(db)
+  }
+
+  query<R> (sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+    return this.mutex.run(async () => {
+      const res = await this.db.query<R>(sql, params as unknown[])
+      return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length }
+    })
+  }
+
+  execScript (script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void> {
+    return this.mutex.run(() => this.db.transaction(async (t) => {
+      await t.exec(script)
+      if (fn) await fn({ query: async <R>(sql: string, params?: unknown[]) => { const r = await t.query<R>(sql, params as unknown[]); return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length } } })
+    }))
+  }
+
+  withUser<T> (claims: UserClaims, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.transaction('authenticated', JSON.stringify(claims), fn)
+  }
+
+  asService<T> (fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.transaction('service_role', JSON.stringify({ role: 'service_role' }), fn)
+  }
+
+  private transaction<T> (role: string, claimsJson: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.mutex.run(() => this.db.transaction(async (t) => {
+      await t.query(claimsSql(), [role, claimsJson])
+      const tx: Queryable = {
+        query: async <R>(sql: string, params?: unknown[]) => {
+          const res = await t.query<R>(sql, params as unknown[])
+          return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length }
+        }
+      }
+      return fn(tx)
+    }))
+  }
+
+  async withAdvisoryLock<T> (namespace: number, key: string, fn: () => Promise<T>, opts: { wait?: boolean } = {}): Promise<{ acquired: true, value: T } | { acquired: false }> {
+    // One process owns an embedded database, so an in-process lock is the whole truth.
+    const id = `${namespace}:${key}`
+    let lock = this.locks.get(id)
+    if (!lock) {
+      lock = new Mutex()
+      this.locks.set(id, lock)
+    }
+    const held = lock
+    if (opts.wait === false && (held.waiting > 0 || this.busy.has(id))) return { acquired: false }
+    return held.run(async () => {
+      this.busy.add(id)
+      try {
+        return { acquired: true as const, value: await fn() }
+      } finally {
+        this.busy.delete(id)
+      }
+    })
+  }
+
+  private readonly busy = new Set<string>()
+
+  async listen (channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    const unsub = await this.db.listen(channel, onPayload)
+    return async () => { await unsub() }
+  }
+
+  poolStats (): PoolStats {
+    return { total: 1, idle: this.mutex.waiting === 0 ? 1 : 0, waiting: this.mutex.waiting, max: 1 }
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+}

@@ -1,0 +1,110 @@
+import { timingSafeEqual, createHash } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { TokenVerifier } from '../services/token-verifier.ts'
+import type { UserIdentity } from '../services/token-verifier.ts'
+import { AppError } from '../services/errors.ts'
+import { serviceScope, userScope } from '../store/scope.ts'
+import type { Scope } from '../store/scope.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokenVerifier: TokenVerifier
+    /** onRequest hook: a signed-in Supabase user (role authenticated). */
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** onRequest hook: the cron credential (CRON_SECRET or a service_role JWT). */
+    authenticateCron: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** onRequest hook: either of the two; request.scope tells which. */
+    authenticateUserOrCron: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+  interface FastifyRequest {
+    user: UserIdentity | null
+    scope: Scope | null
+  }
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i
+
+function bearerToken (request: FastifyRequest): string {
+  const header = request.headers.authorization
+  const m = header ? BEARER.exec(header) : null
+  if (!m?.[1]) throw new AppError('invalid_token', 'An access token is required: Authorization: Bearer <token>', { headers: { 'www-authenticate': 'Bearer' } })
+  return m[1]
+}
+
+function withChallenge (err: unknown): unknown {
+  if (err instanceof AppError && (err.code === 'invalid_token' || err.code === 'token_expired')) {
+    const error = err.code === 'token_expired' ? 'invalid_token", error_description="The access token expired' : 'invalid_token'
+    return new AppError(err.code, err.message, { headers: { 'www-authenticate': `Bearer error="${error}"` } })
+  }
+  return err
+}
+
+async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVerifier }): Promise<void> {
+  const c = app.config
+  const verifier = opts.tokenVerifier ?? new TokenVerifier({
+    ...(c.SUPABASE_JWT_SECRET ? { jwtSecret: c.SUPABASE_JWT_SECRET } : {}),
+    ...(c.jwksUrl ? { jwksUrl: c.jwksUrl } : {}),
+    ...(c.issuer ? { issuer: c.issuer } : {})
+  })
+  // Hash both sides so the comparison takes the same time whatever the lengths.
+  const cronDigest = c.CRON_SECRET ? createHash('sha256').update(c.CRON_SECRET).digest() : null
+  const isCronSecret = (token: string): boolean => {
+    if (!cronDigest) return false
+    return timingSafeEqual(createHash('sha256').update(token).digest(), cronDigest)
+  }
+
+  app.decorate('tokenVerifier', verifier)
+  app.decorateRequest('user', null)
+  app.decorateRequest('scope', null)
+
+  async function authenticate (request: FastifyRequest): Promise<void> {
+    const token = bearerToken(request)
+    try {
+      const identity = await verifier.verifyUser(token)
+      request.user = identity
+      request.scope = userScope({ ...identity.claims, sub: identity.userId, role: 'authenticated' })
+    } catch (err) {
+      throw withChallenge(err)
+    }
+  }
+
+  async function authenticateCron (request: FastifyRequest): Promise<void> {
+    const token = bearerToken(request)
+    if (isCronSecret(token)) {
+      request.scope = serviceScope
+      return
+    }
+    try {
+      await verifier.verifyService(token)
+      request.scope = serviceScope
+    } catch (err) {
+      throw withChallenge(err)
+    }
+  }
+
+  async function authenticateUserOrCron (request: FastifyRequest): Promise<void> {
+    const token = bearerToken(request)
+    if (isCronSecret(token)) {
+      request.scope = serviceScope
+      return
+    }
+    try {
+      const claims = await verifier.verify(token)
+      if (claims.role === 'service_role') {
+        await verifier.verifyService(token)
+        request.scope = serviceScope
+        return
+      }
+      await authenticate(request)
+    } catch (err) {
+      throw withChallenge(err)
+    }
+  }
+
+  app.decorate('authenticate', authenticate)
+  app.decorate('authenticateCron', authenticateCron)
+  app.decorate('authenticateUserOrCron', authenticateUserOrCron)
+}
+
+export default fp(authPlugin, { name: 'auth', dependencies: ['config'] })

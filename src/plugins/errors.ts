@@ -1,0 +1,80 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod'
+import { AppError, problemStatus, problemTitles } from '../services/errors.ts'
+import type { ProblemCode, ValidationIssue } from '../services/errors.ts'
+import { mapDbError } from '../db/pg-database.ts'
+import type { Problem } from '../schemas/problem.ts'
+
+export const PROBLEM_TYPE_BASE = 'https://workflow-sync.dev/problems/'
+
+export function problemBody (request: FastifyRequest, code: ProblemCode, detail: string, status = problemStatus[code], errors?: ValidationIssue[]): Problem {
+  const body: Problem = {
+    type: `${PROBLEM_TYPE_BASE}${code}`,
+    title: problemTitles[code],
+    status,
+    detail,
+    code,
+    requestId: String(request.id)
+  }
+  if (errors) body.errors = errors
+  return body
+}
+
+export function sendProblem (reply: FastifyReply, body: Problem, headers?: Record<string, string>): FastifyReply {
+  if (headers) reply.headers(headers)
+  return reply.code(body.status).type('application/problem+json').serializer(JSON.stringify).send(body)
+}
+
+/** Maps any thrown value to a problem; anything unexpected becomes a bare 500 with no internals. */
+export function toProblem (request: FastifyRequest, err: unknown): { body: Problem, headers?: Record<string, string>, unexpected: boolean } {
+  const mapped = mapDbError(err)
+  if (mapped instanceof AppError) {
+    return { body: problemBody(request, mapped.code, mapped.message, mapped.status, mapped.errors), ...(mapped.headers ? { headers: mapped.headers } : {}), unexpected: false }
+  }
+  const e = err as FastifyError & { validationContext?: string }
+  if (hasZodFastifySchemaValidationErrors(e)) {
+    const ctx = e.validationContext ?? 'request'
+    const errors = e.validation.map((v) => ({ path: `${ctx}${v.instancePath}`.replace(/\/$/, ''), message: v.message ?? 'is invalid' }))
+    return { body: problemBody(request, 'validation_failed', `The request ${ctx} is invalid`, 400, errors), unexpected: false }
+  }
+  if (e && typeof e === 'object' && 'code' in e && typeof e.code === 'string') {
+    switch (e.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return { body: problemBody(request, 'payload_too_large', 'The request body is larger than the service accepts'), unexpected: false }
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return { body: problemBody(request, 'validation_failed', 'The request body is not valid JSON', 400, [{ path: 'body', message: 'invalid JSON' }]), unexpected: false }
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return { body: problemBody(request, 'validation_failed', 'Unsupported content type: send application/json', 415), unexpected: false }
+      case 'FST_ERR_VALIDATION':
+        return { body: problemBody(request, 'validation_failed', e.message, 400), unexpected: false }
+    }
+  }
+  if (e && typeof e === 'object' && e.statusCode === 429) {
+    return { body: problemBody(request, 'rate_limited', 'Too many requests; retry after the time in Retry-After'), unexpected: false }
+  }
+  if (e && typeof e === 'object' && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    // Fastify's own client errors (bad content-length, malformed URL...): say so without internals.
+    return { body: problemBody(request, 'validation_failed', 'The request is malformed', e.statusCode), unexpected: false }
+  }
+  return { body: problemBody(request, 'internal', 'An unexpected error occurred; the request id identifies it in the logs'), unexpected: true }
+}
+
+async function errorsPlugin (app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((err, request, reply) => {
+    const { body, headers, unexpected } = toProblem(request, err)
+    if (unexpected || isResponseSerializationError(err as never)) {
+      request.log.error({ err }, 'unhandled error')
+    } else if (body.status >= 500) {
+      request.log.warn({ code: body.code, detail: body.detail }, 'dependency unavailable')
+    }
+    return sendProblem(reply, body, headers)
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    return sendProblem(reply, problemBody(request, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}`))
+  })
+}
+
+export default fp(errorsPlugin, { name: 'errors' })

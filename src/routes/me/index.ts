@@ -1,0 +1,28 @@
+import { z } from 'zod'
+import type { FastifyInstance } from 'fastify'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import { problems } from '../../schemas/problem.ts'
+
+const meSchema = z.object({
+  user_id: z.uuid(),
+  email: z.string().nullable(),
+  role: z.literal('authenticated'),
+  expires_at: z.string().describe('When the access token expires (ISO 8601)')
+}).meta({ id: 'Me' })
+
+export default async function meRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>()
+  app.get('/me', {
+    onRequest: app.authenticate,
+    schema: {
+      tags: ['account'],
+      operationId: 'getMe',
+      summary: 'The verified caller',
+      security: [{ bearerAuth: [] }],
+      response: { 200: meSchema, ...problems(401, 403, 429, 500) }
+    }
+  }, async (request) => {
+    const u = request.user!
+    return { user_id: u.userId, email: u.email, role: u.role, expires_at: new Date(u.expiresAt * 1000).toISOString() }
+  })
+}

@@ -1,0 +1,117 @@
+import { z } from 'zod'
+import type { FastifyInstance } from 'fastify'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import { problems } from '../../schemas/problem.ts'
+import {
+  createWorkflowBody, idempotencyKeyHeader, ifMatchHeader, listWorkflowsQuery, updateWorkflowBody,
+  workflowIdParams, workflowListSchema, workflowSchema
+} from '../../schemas/workflow.ts'
+
+export default async function workflowRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>()
+  const security = [{ bearerAuth: [] }]
+  const write = { rateLimit: { max: app.rateLimits.write, timeWindow: 60_000 } }
+
+  app.get('/workflows', {
+    onRequest: app.authenticate,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'listWorkflows',
+      summary: 'The caller\'s workflows, newest first (keyset pagination)',
+      security,
+      querystring: listWorkflowsQuery,
+      response: { 200: workflowListSchema, ...problems(400, 401, 403, 429, 500, 503) }
+    }
+  }, async (request) => app.workflowService.list(request.scope!, request.query))
+
+  app.post('/workflows', {
+    onRequest: app.authenticate,
+    config: write,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'createWorkflow',
+      summary: 'Create a workflow and deploy it to n8n',
+      description: 'Saved first (`pending`), then deployed to n8n as `[USR-<8 hex>] <name>`. With n8n down the answer is still 201 with `status: pending` and `last_error`; a later PATCH, redeploy or sync finishes the deploy. A definition n8n refuses answers 201 with `status: error` and n8n\'s reason in `last_error`. The same `Idempotency-Key` (per user, 24 h) replays the first answer (header `Idempotent-Replayed: true`); reused with a different body it answers 409.',
+      security,
+      headers: idempotencyKeyHeader,
+      body: createWorkflowBody,
+      response: {
+        201: workflowSchema.describe('Created (deployed, or pending/error with last_error)'),
+        ...problems(400, 401, 403, 409, 413, 429, 500, 503)
+      }
+    }
+  }, async (request, reply) => {
+    const key = request.headers['idempotency-key']
+    const result = await app.workflowService.create(request.scope!, request.body, key)
+    if (result.replayed) reply.header('idempotent-replayed', 'true')
+    return reply.code(201).header('location', `/workflows/${result.body.id}`).header('etag', `"${result.body.version}"`).send(result.body)
+  })
+
+  app.get('/workflows/:id', {
+    onRequest: app.authenticate,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'getWorkflow',
+      summary: 'One of the caller\'s workflows',
+      security,
+      params: workflowIdParams,
+      response: { 200: workflowSchema, ...problems(400, 401, 403, 404, 429, 500, 503) }
+    }
+  }, async (request, reply) => {
+    const w = await app.workflowService.get(request.scope!, request.params.id)
+    return reply.header('etag', `"${w.version}"`).send(w)
+  })
+
+  app.patch('/workflows/:id', {
+    onRequest: app.authenticate,
+    config: write,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'updateWorkflow',
+      summary: 'Change a workflow; n8n is updated to match',
+      description: 'Send `If-Match: "<version>"` to change only the version you read (412 otherwise). A workflow that is pending or missing in n8n is deployed again.',
+      security,
+      params: workflowIdParams,
+      headers: ifMatchHeader,
+      body: updateWorkflowBody,
+      response: { 200: workflowSchema, ...problems(400, 401, 403, 404, 412, 413, 429, 500, 503) }
+    }
+  }, async (request, reply) => {
+    const w = await app.workflowService.update(request.scope!, request.params.id, request.body, request.headers['if-match'])
+    return reply.header('etag', `"${w.version}"`).send(w)
+  })
+
+  app.delete('/workflows/:id', {
+    onRequest: app.authenticate,
+    config: write,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'deleteWorkflow',
+      summary: 'Delete a workflow from n8n, then from the database',
+      security,
+      params: workflowIdParams,
+      response: { 204: z.null().describe('Deleted'), ...problems(400, 401, 403, 404, 409, 429, 500, 502, 503) }
+    }
+  }, async (request, reply) => {
+    await app.workflowService.delete(request.scope!, request.params.id)
+    return reply.code(204).send(null)
+  })
+
+  for (const action of ['activate', 'deactivate'] as const) {
+    app.post(`/workflows/:id/${action}`, {
+      onRequest: app.authenticate,
+      config: write,
+      schema: {
+        tags: ['workflows'],
+        operationId: `${action}Workflow`,
+        summary: action === 'activate' ? 'Activate in n8n (it must have a trigger node)' : 'Deactivate in n8n',
+        security,
+        params: workflowIdParams,
+        response: { 200: workflowSchema, ...problems(400, 401, 403, 404, 409, 422, 429, 500, 502, 503) }
+      }
+    }, async (request, reply) => {
+      const w = await app.workflowService.setActive(request.scope!, request.params.id, action === 'activate')
+      return reply.header('etag', `"${w.version}"`).send(w)
+    })
+  }
+}

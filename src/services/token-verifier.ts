@@ -1,0 +1,411 @@
+// Verification of Supabase access tokens (and legacy Supabase API-key JWTs).
+//
+// Plain class, no Fastify: the auth plugin, the cron routes, benchmarks and tests use it directly.
+//
+// Rules (see docs: shared/reference/supabase-auth-and-rls.md, contract "Authentication"):
+// - The key is chosen by the header's `alg` *before* anything else is trusted:
+//   HS256 → only the shared secret; ES*/RS*/PS*/EdDSA → only the JWKS (key by `kid`, algorithm
+//   pinned to the key's type by jose). `none`, other HS algorithms, JWE, anything unknown → 401.
+//   An asymmetric token is never tried with the secret, an HS token never with a JWKS key.
+// - `exp` is required (Supabase always sets it, legacy API keys too); `nbf` is honoured.
+// - Errors are generic: `invalid_token` or `token_expired` (401), `forbidden` (403) when the
+//   signature is good but the role does not fit the route. The failing check is only kept in the
+//   error's non-enumerable `cause` (for server logs), never in the message.
+// - The JWKS is fetched once, cached, refreshed in the background when older than
+//   jwksCacheMaxAgeMs, and refetched on an unknown `kid` at most once per jwksCooldownMs; concurrent
+//   callers share one in-flight fetch. When no key set could ever be loaded → AppError('internal',
+//   status 503): the identity provider being unreachable is not the client's fault.
+// - Successful verifications are cached under the SHA-256 of the full token until the token's
+//   `exp` (never beyond); bounded LRU. Failures are never cached.
+import { createHash, webcrypto } from 'node:crypto'
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
+import type { CryptoKey, JWK, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
+import { AppError } from './errors.ts'
+
+export interface VerifiedClaims {
+  sub?: string
+  role: string
+  aud?: string | string[]
+  iss?: string
+  exp: number
+  iat?: number
+  email?: string
+  [k: string]: unknown
+}
+
+export interface UserIdentity {
+  userId: string
+  email: string | null
+  role: 'authenticated'
+  /** `exp` of the token, in seconds since the epoch. */
+  expiresAt: number
+  claims: VerifiedClaims
+}
+
+export interface TokenVerifierOptions {
+  /** Legacy HS256 secret (`SUPABASE_JWT_SECRET`). Empty string = not configured. */
+  jwtSecret?: string
+  /** Address of the JWKS (`${SUPABASE_URL}/auth/v1/.well-known/jwks.json`). */
+  jwksUrl?: string
+  /** When set, `verifyUser` requires `iss` to equal it. */
+  issuer?: string
+  /** Audience that `verifyUser` requires in `aud`. Default `authenticated`. */
+  audience?: string
+  /** Leeway for `exp`/`nbf`, seconds. Default 5. */
+  clockToleranceSec?: number
+  /** Minimum time between two JWKS fetches (unknown-`kid` refetches, retries). Default 30 000. */
+  jwksCooldownMs?: number
+  /** Age after which the key set is refreshed in the background. Default 600 000 (10 min). */
+  jwksCacheMaxAgeMs?: number
+  /** Timeout of one JWKS fetch. Default 5 000. */
+  jwksTimeoutMs?: number
+  /** Size of the verified-token cache; 0 disables it. Default 10 000. */
+  cacheMaxEntries?: number
+  fetch?: typeof fetch
+  /** Clock in milliseconds. Default `Date.now`. */
+  now?: () => number
+  /** Called when a JWKS fetch fails (for logging). */
+  onJwksError?: (err: unknown) => void
+}
+
+export interface TokenVerifierStats {
+  /** verify() answered from the cache. */
+  cacheHits: number
+  /** verify() had to check the token. */
+  cacheMisses: number
+  cacheSize: number
+  /** Calls of jose's jwtVerify (signature checks actually performed). */
+  signatureVerifications: number
+  jwksFetches: number
+  jwksFetchFailures: number
+  /** A JWKS fetch is running right now. */
+  jwksFetchInFlight: boolean
+}
+
+/** Longer than any header Node accepts by default (16 KiB); anything longer is garbage. */
+const MAX_TOKEN_LENGTH = 16_384
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const ASYMMETRIC_ALGS: ReadonlySet<string> = new Set([
+  'ES256', 'ES384', 'ES512',
+  'RS256', 'RS384', 'RS512',
+  'PS256', 'PS384', 'PS512',
+  'EdDSA', 'Ed25519'
+])
+const INVALID_MESSAGE = 'The access token is invalid'
+const EXPIRED_MESSAGE = 'The access token has expired'
+const WWW_INVALID = { 'www-authenticate': 'Bearer error="invalid_token"' }
+const WWW_FORBIDDEN = { 'www-authenticate': 'Bearer error="insufficient_scope"' }
+
+function invalidToken (reason: string): AppError {
+  return new AppError('invalid_token', INVALID_MESSAGE, { headers: WWW_INVALID, cause: reason })
+}
+
+function forbidden (message: string): AppError {
+  return new AppError('forbidden', message, { headers: WWW_FORBIDDEN, cause: 'role' })
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}
+
+function audienceIncludes (aud: unknown, expected: string): boolean {
+  if (typeof aud === 'string') return aud === expected
+  return Array.isArray(aud) && aud.includes(expected)
+}
+
+function positiveOr (value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`TokenVerifier: ${name} must be a number ≥ 0`)
+  return value
+}
+
+interface KeySet {
+  getKey: JWTVerifyGetKey
+  kids: ReadonlySet<string>
+  fetchedAt: number
+}
+
+interface CacheEntry {
+  claims: VerifiedClaims
+  expMs: number
+}
+
+export class TokenVerifier {
+  readonly #secret: Uint8Array | undefined
+  #hmacKey: Promise<CryptoKey> | undefined
+  readonly #jwksUrl: string | undefined
+  readonly #issuer: string | undefined
+  readonly #audience: string
+  readonly #clockTolerance: number
+  readonly #cooldownMs: number
+  readonly #maxAgeMs: number
+  readonly #timeoutMs: number
+  readonly #maxEntries: number
+  readonly #fetch: typeof fetch
+  readonly #now: () => number
+  readonly #onJwksError: ((err: unknown) => void) | undefined
+
+  #keySet: KeySet | null = null
+  #inflight: Promise<boolean> | null = null
+  #lastFetchAt = Number.NEGATIVE_INFINITY
+
+  readonly #cache = new Map<string, CacheEntry>()
+  readonly #pending = new Map<string, Promise<VerifiedClaims>>()
+  readonly #stats = { cacheHits: 0, cacheMisses: 0, signatureVerifications: 0, jwksFetches: 0, jwksFetchFailures: 0 }
+
+  constructor (options: TokenVerifierOptions) {
+    const secret = options.jwtSecret === undefined || options.jwtSecret === '' ? undefined : options.jwtSecret
+    const jwksUrl = options.jwksUrl === undefined || options.jwksUrl === '' ? undefined : options.jwksUrl
+    if (secret === undefined && jwksUrl === undefined) {
+      throw new TypeError('TokenVerifier needs a jwtSecret or a jwksUrl')
+    }
+    if (jwksUrl !== undefined) {
+      const url = new URL(jwksUrl) // throws on garbage: fail at boot, not per request
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('TokenVerifier: jwksUrl must be http(s)')
+    }
+    this.#secret = secret === undefined ? undefined : new TextEncoder().encode(secret)
+    this.#jwksUrl = jwksUrl
+    this.#issuer = options.issuer === '' ? undefined : options.issuer
+    this.#audience = options.audience ?? 'authenticated'
+    this.#clockTolerance = positiveOr(options.clockToleranceSec, 5, 'clockToleranceSec')
+    this.#cooldownMs = positiveOr(options.jwksCooldownMs, 30_000, 'jwksCooldownMs')
+    this.#maxAgeMs = positiveOr(options.jwksCacheMaxAgeMs, 600_000, 'jwksCacheMaxAgeMs')
+    this.#timeoutMs = positiveOr(options.jwksTimeoutMs, 5_000, 'jwksTimeoutMs')
+    this.#maxEntries = Math.floor(positiveOr(options.cacheMaxEntries, 10_000, 'cacheMaxEntries'))
+    this.#fetch = options.fetch ?? globalThis.fetch
+    this.#now = options.now ?? Date.now
+    this.#onJwksError = options.onJwksError
+  }
+
+  get stats (): TokenVerifierStats {
+    return { ...this.#stats, cacheSize: this.#cache.size, jwksFetchInFlight: this.#inflight !== null }
+  }
+
+  /** Forget all cached verifications (e.g. after a key was revoked). */
+  clearCache (): void {
+    this.#cache.clear()
+  }
+
+  /**
+   * Fetch the JWKS now (ignores the cooldown; shares an in-flight fetch). Meant for boot, so that
+   * the first request does not pay for the fetch. Resolves to whether a key set is available.
+   */
+  async loadKeys (): Promise<boolean> {
+    if (this.#jwksUrl === undefined) return false
+    await (this.#inflight ?? this.#startFetch())
+    return this.#keySet !== null
+  }
+
+  /** Signature, `exp`, `nbf`. No audience/issuer/role checks (see verifyUser / verifyService). */
+  async verify (token: string): Promise<VerifiedClaims> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+      throw invalidToken('malformed')
+    }
+    const key = createHash('sha256').update(token).digest('base64url')
+    const hit = this.#cache.get(key)
+    if (hit !== undefined) {
+      if (this.#now() < hit.expMs) {
+        this.#stats.cacheHits++
+        this.#cache.delete(key) // move to the young end
+        this.#cache.set(key, hit)
+        return hit.claims
+      }
+      this.#cache.delete(key)
+    }
+    // Parallel requests with the same token (a page load) share one check.
+    const pending = this.#pending.get(key)
+    if (pending !== undefined) return pending
+    this.#stats.cacheMisses++
+    const promise = this.#check(token).then((claims) => {
+      this.#remember(key, claims)
+      return claims
+    }).finally(() => {
+      this.#pending.delete(key)
+    })
+    this.#pending.set(key, promise)
+    return promise
+  }
+
+  /** A signed-in user's access token → the user. */
+  async verifyUser (token: string): Promise<UserIdentity> {
+    const claims = await this.verify(token)
+    // Role first: a valid anon / service_role key is a real credential, just not a user's.
+    if (claims.role !== 'authenticated') throw forbidden('This route needs a signed-in user')
+    if (!audienceIncludes(claims.aud, this.#audience)) throw invalidToken('aud')
+    if (this.#issuer !== undefined && claims.iss !== this.#issuer) throw invalidToken('iss')
+    if (typeof claims.sub !== 'string' || !UUID_RE.test(claims.sub)) throw invalidToken('sub')
+    return {
+      userId: claims.sub.toLowerCase(),
+      email: typeof claims.email === 'string' && claims.email !== '' ? claims.email : null,
+      role: 'authenticated',
+      expiresAt: claims.exp,
+      claims
+    }
+  }
+
+  /** A service-role JWT (legacy service key or a gateway-minted one) → its claims. */
+  async verifyService (token: string): Promise<VerifiedClaims> {
+    const claims = await this.verify(token)
+    if (claims.role !== 'service_role') throw forbidden('This route needs the service role')
+    return claims
+  }
+
+  #remember (key: string, claims: VerifiedClaims): void {
+    if (this.#maxEntries === 0) return
+    const expMs = claims.exp * 1000
+    if (this.#now() >= expMs) return // accepted within the clock tolerance only: don't keep it
+    while (this.#cache.size >= this.#maxEntries) {
+      const oldest = this.#cache.keys().next()
+      if (oldest.done === true) break
+      this.#cache.delete(oldest.value)
+    }
+    this.#cache.set(key, { claims, expMs })
+  }
+
+  async #check (token: string): Promise<VerifiedClaims> {
+    // Compact JWS only (a JWE has five parts).
+    const first = token.indexOf('.')
+    const second = first < 0 ? -1 : token.indexOf('.', first + 1)
+    if (first <= 0 || second < 0 || token.indexOf('.', second + 1) !== -1) throw invalidToken('malformed')
+
+    let header: ProtectedHeaderParameters
+    try {
+      header = decodeProtectedHeader(token)
+    } catch {
+      throw invalidToken('malformed header')
+    }
+    const alg = header.alg
+    if (typeof alg !== 'string') throw invalidToken('alg')
+
+    let key: CryptoKey
+    if (alg === 'HS256') {
+      if (this.#secret === undefined) throw invalidToken('HS256 without a secret')
+      key = await this.#getHmacKey()
+    } else if (ASYMMETRIC_ALGS.has(alg)) {
+      if (this.#jwksUrl === undefined) throw invalidToken('asymmetric alg without a JWKS')
+      key = await this.#getJwksKey(header, alg)
+    } else {
+      throw invalidToken('alg')
+    }
+
+    let payload: Record<string, unknown>
+    try {
+      this.#stats.signatureVerifications++
+      const result = await jwtVerify(token, key, {
+        algorithms: [alg],
+        clockTolerance: this.#clockTolerance,
+        currentDate: new Date(this.#now()),
+        requiredClaims: ['exp']
+      })
+      payload = result.payload
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === 'ERR_JWT_EXPIRED') {
+        throw new AppError('token_expired', EXPIRED_MESSAGE, {
+          headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="The access token expired"' },
+          cause: 'exp'
+        })
+      }
+      throw invalidToken(`jose: ${(err as { code?: unknown } | null)?.code ?? 'error'}`)
+    }
+    if (typeof payload.role !== 'string') throw invalidToken('role')
+    return deepFreeze(payload) as VerifiedClaims
+  }
+
+  #getHmacKey (): Promise<CryptoKey> {
+    if (this.#hmacKey === undefined) {
+      const secret = this.#secret as Uint8Array<ArrayBuffer>
+      this.#hmacKey = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    }
+    return this.#hmacKey
+  }
+
+  async #getJwksKey (header: ProtectedHeaderParameters, alg: string): Promise<CryptoKey> {
+    const kid = header.kid
+    if (kid !== undefined && typeof kid !== 'string') throw invalidToken('kid')
+    let set = await this.#currentKeySet()
+    if (kid !== undefined && !set.kids.has(kid)) {
+      // Unknown kid: maybe a rotation. One refetch, rate-limited, shared by concurrent callers.
+      if (this.#inflight !== null) {
+        await this.#inflight
+      } else if (this.#now() - this.#lastFetchAt >= this.#cooldownMs) {
+        await this.#startFetch()
+      }
+      set = this.#keySet ?? set
+      if (!set.kids.has(kid)) throw invalidToken('unknown kid')
+    }
+    try {
+      // jose filters by kid, kty/crv matching alg, `alg`/`use`/`key_ops` of the JWK, public only.
+      return await set.getKey({ ...header, alg }, { payload: '', signature: '' }) as CryptoKey
+    } catch (err) {
+      throw invalidToken(`no usable key: ${(err as { code?: unknown } | null)?.code ?? 'error'}`)
+    }
+  }
+
+  async #currentKeySet (): Promise<KeySet> {
+    const set = this.#keySet
+    const now = this.#now()
+    if (set !== null) {
+      if (now - set.fetchedAt >= this.#maxAgeMs && this.#inflight === null && now - this.#lastFetchAt >= this.#cooldownMs) {
+        void this.#startFetch() // stale: refresh in the background, keep serving the known keys
+      }
+      return set
+    }
+    if (this.#inflight !== null) {
+      await this.#inflight
+    } else if (now - this.#lastFetchAt >= this.#cooldownMs) {
+      await this.#startFetch()
+    }
+    if (this.#keySet !== null) return this.#keySet
+    const retryAfter = Math.max(1, Math.ceil((this.#lastFetchAt + this.#cooldownMs - this.#now()) / 1000))
+    throw new AppError('internal', 'Signing keys are unavailable', {
+      status: 503,
+      headers: { 'retry-after': String(retryAfter) },
+      cause: 'jwks unavailable'
+    })
+  }
+
+  /** Never rejects; resolves to whether the fetch succeeded. */
+  #startFetch (): Promise<boolean> {
+    this.#lastFetchAt = this.#now()
+    this.#stats.jwksFetches++
+    const promise = this.#fetchKeySet().then((set) => {
+      this.#keySet = set
+      return true
+    }, (err: unknown) => {
+      this.#stats.jwksFetchFailures++
+      try { this.#onJwksError?.(err) } catch { /* a logger must not break auth */ }
+      return false
+    }).finally(() => {
+      this.#inflight = null
+    })
+    this.#inflight = promise
+    return promise
+  }
+
+  async #fetchKeySet (): Promise<KeySet> {
+    const res = await this.#fetch(this.#jwksUrl as string, {
+      headers: { accept: 'application/json' },
+      signal: AbortSignal.timeout(this.#timeoutMs)
+    })
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {})
+      throw new Error(`JWKS fetch answered HTTP ${res.status}`)
+    }
+    const body: unknown = await res.json()
+    if (!isRecord(body) || !Array.isArray(body.keys)) throw new Error('JWKS response is not a key set')
+    // Only public asymmetric keys; a symmetric or private key in a JWKS is never used.
+    const keys = (body.keys as unknown[]).filter((k): k is JWK =>
+      isRecord(k) && typeof k.kty === 'string' && k.kty !== 'oct' && k.d === undefined && k.priv === undefined)
+    const kids = new Set<string>()
+    for (const k of keys) if (typeof k.kid === 'string') kids.add(k.kid)
+    return { getKey: createLocalJWKSet({ keys }), kids, fetchedAt: this.#now() }
+  }
+}

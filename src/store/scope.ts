@@ -1,0 +1,16 @@
+import type { Database, Queryable, UserClaims } from '../db/database.ts'
+
+// Who a piece of work runs as: a signed-in user under RLS, or the service (cron routes only).
+export type Scope =
+  | { kind: 'user', userId: string, claims: UserClaims }
+  | { kind: 'service' }
+
+export function userScope (claims: UserClaims): Scope {
+  return { kind: 'user', userId: claims.sub, claims }
+}
+
+export const serviceScope: Scope = { kind: 'service' }
+
+export function inScope<T> (db: Database, scope: Scope, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  return scope.kind === 'user' ? db.withUser(scope.claims, fn) : db.asService(fn)
+}

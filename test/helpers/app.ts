@@ -1,0 +1,68 @@
+// The one way tests build the app: real Postgres (a fresh database per call), injected config,
+// n8n at a fake address that nock intercepts, tokens minted with the test secret.
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../src/app.ts'
+import type { AppOptions } from '../../src/app.ts'
+import { loadConfig } from '../../src/config.ts'
+import type { Config } from '../../src/config.ts'
+import type { Database } from '../../src/db/database.ts'
+import { createTestDatabase } from './db.ts'
+import type { TestDatabase } from './db.ts'
+import { mintUserToken, randomUserId, TEST_JWT_SECRET } from './tokens.ts'
+
+export const N8N_TEST_URL = 'http://n8n.test/api/v1'
+export const N8N_TEST_ORIGIN = 'http://n8n.test'
+export const TEST_CRON_SECRET = 'cron-secret-for-tests-0123456789abcdef'
+
+export function testConfig (env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
+    N8N_API_URL: N8N_TEST_URL,
+    N8N_API_KEY: 'n8n-test-api-key-should-never-leak',
+    N8N_TIMEOUT_MS: '500',
+    N8N_RETRIES: '1',
+    CRON_SECRET: TEST_CRON_SECRET,
+    ...env
+  })
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  db: Database
+  tdb?: TestDatabase
+  config: Config
+  close(): Promise<void>
+}
+
+export async function buildTestApp (opts: { env?: Record<string, string | undefined>, db?: Database } & Partial<Omit<AppOptions, 'config' | 'db'>> = {}): Promise<TestApp> {
+  const { env, db: givenDb, ...rest } = opts
+  const config = testConfig(env)
+  const tdb = givenDb ? undefined : await createTestDatabase()
+  const db = givenDb ?? tdb!.db
+  const app = await buildApp({ config, db, logger: false, migrate: !givenDb, ...rest })
+  return {
+    app,
+    db,
+    ...(tdb ? { tdb } : {}),
+    config,
+    async close () {
+      await app.close()
+      if (tdb) await tdb.drop()
+    }
+  }
+}
+
+export interface TestUser {
+  id: string
+  token: string
+  auth: { authorization: string }
+}
+
+export async function testUser (id: string = randomUserId(), email = `${id.slice(0, 8)}@example.com`): Promise<TestUser> {
+  const token = await mintUserToken({ secret: TEST_JWT_SECRET, sub: id, email })
+  return { id, token, auth: { authorization: `Bearer ${token}` } }
+}
+
+export const cronAuth = { authorization: `Bearer ${TEST_CRON_SECRET}` }
