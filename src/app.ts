@@ -17,10 +17,18 @@ import n8nPlugin from './plugins/n8n.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
 import swaggerPlugin from './plugins/swagger.ts'
 import servicesPlugin from './plugins/services.ts'
+import lifecyclePlugin from './plugins/lifecycle.ts'
+import metricsPlugin from './plugins/metrics.ts'
 import type { ServicesPluginOptions } from './plugins/services.ts'
 import healthRoutes from './routes/health/index.ts'
 import meRoutes from './routes/me/index.ts'
 import workflowRoutes from './routes/workflows/index.ts'
+import metricsRoutes from './routes/metrics/index.ts'
+import syncRoutes from './routes/sync/index.ts'
+import workflowSyncCompatRoutes from './routes/workflow-sync/index.ts'
+import cleanupRoutes from './routes/cleanup/index.ts'
+import eventsPlugin from './plugins/events.ts'
+import eventRoutes from './routes/events/index.ts'
 
 export interface AppOptions {
   config: Config
@@ -32,6 +40,7 @@ export interface AppOptions {
   migrate?: boolean
   swaggerUi?: boolean
   hooks?: ServicesPluginOptions['workflowHooks']
+  syncHooks?: ServicesPluginOptions['syncHooks']
 }
 
 /** The application as a plugin: shared things first, in dependency order, then the routes. */
@@ -54,11 +63,20 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(n8nPlugin, opts.n8n ? { n8n: opts.n8n } : {})
   await fastify.register(authPlugin, opts.tokenVerifier ? { tokenVerifier: opts.tokenVerifier } : {})
   await fastify.register(rateLimitPlugin, opts.redis ? { redis: opts.redis } : {})
-  await fastify.register(servicesPlugin, opts.hooks ? { workflowHooks: opts.hooks } : {})
+  // After db (its onClose, awaiting background work, runs before the pool closes), before services (which record metrics).
+  await fastify.register(lifecyclePlugin)
+  await fastify.register(metricsPlugin)
+  await fastify.register(servicesPlugin, { ...(opts.hooks ? { workflowHooks: opts.hooks } : {}), ...(opts.syncHooks ? { syncHooks: opts.syncHooks } : {}) })
 
   await fastify.register(healthRoutes)
+  await fastify.register(metricsRoutes)
   await fastify.register(meRoutes)
   await fastify.register(workflowRoutes)
+  await fastify.register(syncRoutes)
+  await fastify.register(workflowSyncCompatRoutes)
+  await fastify.register(cleanupRoutes)
+  await fastify.register(eventsPlugin)
+  await fastify.register(eventRoutes)
 }
 
 /** Logger settings: request ids on every line; credentials never written. */
@@ -94,8 +112,9 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
 /** Builds a ready instance: used by the server, the tests and the benchmarks. */
 export async function buildApp (opts: AppOptions & { logger?: FastifyServerOptions['logger'] | boolean }): Promise<FastifyInstance> {
   const fastify = Fastify(serverOptions(opts.config, opts.logger ?? loggerOptions(opts.config)))
-  fastify.addHook('onSend', async (request, reply) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
   // fastify-plugin: the app's decorators (db, swagger, services) live on the returned instance
   await fastify.register(fp(app, { name: 'workflow-sync' }), opts)

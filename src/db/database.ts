@@ -31,13 +31,18 @@ export interface Database {
   execScript(script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void>
   /** A transaction as role `authenticated` with `request.jwt.claims` set, as PostgREST does. */
   withUser<T>(claims: UserClaims, fn: (tx: Queryable) => Promise<T>): Promise<T>
+  /**
+   * One read statement under RLS as `authenticated`, in a single round trip (the claims and the
+   * statement travel together as one implicitly transactional simple query). For hot read paths.
+   */
+  readAsUser<R = Record<string, unknown>>(claims: UserClaims, sql: string, params?: unknown[]): Promise<QueryResult<R>>
   /** A transaction as role `service_role` (bypasses RLS): cron work only. */
   asService<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
   /**
    * Runs fn while holding a session-level advisory lock on (namespace, key); with `wait: false`
    * answers `{ acquired: false }` at once when another session holds it.
    */
-  withAdvisoryLock<T>(namespace: number, key: string, fn: () => Promise<T>, opts?: { wait?: boolean }): Promise<{ acquired: true, value: T } | { acquired: false }>
+  withAdvisoryLock<T>(namespace: number, key: string, fn: () => Promise<T>, opts?: { wait?: boolean, timeoutMs?: number }): Promise<{ acquired: true, value: T } | { acquired: false }>
   /** LISTEN on a channel; returns an unlisten function. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
   poolStats(): PoolStats
@@ -58,4 +63,38 @@ export function isConnectionError (err: unknown): boolean {
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true
   const msg = e.message ?? ''
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(msg)
+}
+
+/**
+ * Inlines parameters as SQL literals for the simple query protocol (which takes no parameters).
+ * Strings go through the driver's literal escaping (standard_conforming_strings, as on every
+ * supported Postgres); numbers must be finite; objects become JSON text. Only code-owned SQL
+ * templates reach this: user input is only ever a parameter value.
+ */
+export function inlineParams (sql: string, params: unknown[], escapeLiteral: (s: string) => string): string {
+  return sql.replace(/\$(\d+)/g, (_m, n: string) => {
+    const i = Number(n) - 1
+    if (i < 0 || i >= params.length) throw new Error(`missing parameter $${n}`)
+    const v = params[i]
+    if (v === null || v === undefined) return 'NULL'
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new Error('non-finite number parameter')
+      return String(v)
+    }
+    if (typeof v === 'boolean') return v ? 'TRUE' : 'FALSE'
+    if (typeof v === 'string') return escapeLiteral(v)
+    if (v instanceof Date) return escapeLiteral(v.toISOString())
+    return escapeLiteral(JSON.stringify(v))
+  })
+}
+
+const PG_UTC_TIMESTAMP = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)\+00$/
+
+/**
+ * timestamptz as an ISO 8601 string. Servers running in UTC (Supabase's default) send a text form
+ * that only needs its separator and zone rewritten; any other zone goes through Date.
+ */
+export function parseTimestamptz (v: string): string {
+  const m = PG_UTC_TIMESTAMP.exec(v)
+  return m ? `${m[1]}T${m[2]}Z` : new Date(v).toISOString()
 }

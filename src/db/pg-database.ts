@@ -1,11 +1,12 @@
 import pg from 'pg'
 import { AppError } from '../services/errors.ts'
-import { claimsSql, isConnectionError } from './database.ts'
+import { Semaphore } from '../lib/semaphore.ts'
+import { claimsSql, inlineParams, isConnectionError, parseTimestamptz } from './database.ts'
 import type { Database, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
 // bigint columns (counts) as numbers; timestamps as ISO strings so answers need no conversion.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
-pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v: string) => new Date(v).toISOString())
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamptz)
 
 export interface PgDatabaseOptions {
   connectionString: string
@@ -30,9 +31,25 @@ export class PgDatabase implements Database {
       statement_timeout: opts.statementTimeoutMillis ?? 15_000,
       application_name: opts.applicationName ?? 'workflow-sync'
     })
+    // Session advisory locks are held for a whole deploy or sync while that work runs its own
+    // transactions: they get connections of their own, so lock holders can never starve the pool
+    // their work needs. (A session lock needs a session: use a direct or session-mode pooler URL.)
+    this.lockPool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: this.max,
+      connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 5000,
+      idleTimeoutMillis: 30_000,
+      application_name: `${opts.applicationName ?? 'workflow-sync'}:locks`
+    })
     // An idle client losing its connection must not crash the process.
     this.pool.on('error', () => {})
+    this.lockPool.on('error', () => {})
+    this.lockSlots = new Semaphore(this.max)
   }
+
+  private readonly lockPool: pg.Pool
+  // Lock holders beyond the lock pool's size wait here, in order, instead of timing out on connect.
+  private readonly lockSlots: Semaphore
 
   async query<R> (sql: string, params?: unknown[]): Promise<QueryResult<R>> {
     try {
@@ -60,6 +77,17 @@ export class PgDatabase implements Database {
 
   withUser<T> (claims: UserClaims, fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.transaction('authenticated', JSON.stringify(claims), fn)
+  }
+
+  async readAsUser<R> (claims: UserClaims, sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
+    const text = `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${pg.escapeLiteral(JSON.stringify(claims))}, true);\n${inlineParams(sql, params, pg.escapeLiteral)}`
+    try {
+      const res = await this.pool.query(text) as unknown as pg.QueryResult[]
+      const last = res[res.length - 1]!
+      return { rows: last.rows as R[], rowCount: last.rowCount ?? 0 }
+    } catch (err) {
+      throw mapDbError(err)
+    }
   }
 
   asService<T> (fn: (tx: Queryable) => Promise<T>): Promise<T> {
@@ -99,10 +127,14 @@ export class PgDatabase implements Database {
     }
   }
 
-  async withAdvisoryLock<T> (namespace: number, key: string, fn: () => Promise<T>, opts: { wait?: boolean } = {}): Promise<{ acquired: true, value: T } | { acquired: false }> {
+  withAdvisoryLock<T> (namespace: number, key: string, fn: () => Promise<T>, opts: { wait?: boolean, timeoutMs?: number } = {}): Promise<{ acquired: true, value: T } | { acquired: false }> {
+    return this.lockSlots.run(() => this.holdAdvisoryLock(namespace, key, fn, opts))
+  }
+
+  private async holdAdvisoryLock<T> (namespace: number, key: string, fn: () => Promise<T>, opts: { wait?: boolean, timeoutMs?: number }): Promise<{ acquired: true, value: T } | { acquired: false }> {
     let client: pg.PoolClient
     try {
-      client = await this.pool.connect()
+      client = await this.lockPool.connect()
     } catch (err) {
       throw mapDbError(err)
     }
@@ -112,7 +144,16 @@ export class PgDatabase implements Database {
         const res = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as ok', [namespace, key])
         if (!res.rows[0]?.ok) return { acquired: false }
       } else {
-        await client.query('select pg_advisory_lock($1, hashtext($2))', [namespace, key])
+        // Bounded: a holder that takes longer answers 409 rather than a hung request.
+        await client.query(`set lock_timeout = ${Math.max(1, Math.round(opts.timeoutMs ?? 120_000))}`)
+        try {
+          await client.query('select pg_advisory_lock($1, hashtext($2))', [namespace, key])
+        } catch (err) {
+          if ((err as { code?: string }).code === '55P03') {
+            throw new AppError('conflict', 'Another operation on this resource is still running; retry shortly', { headers: { 'retry-after': '5' } })
+          }
+          throw err
+        }
       }
       try {
         return { acquired: true, value: await fn() }
@@ -154,8 +195,15 @@ export class PgDatabase implements Database {
     return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount, max: this.max }
   }
 
-  async close (): Promise<void> {
-    await this.pool.end()
+  /**
+   * Ends both pools. A client still checked out (work abandoned at the shutdown deadline) would
+   * keep pool.end() waiting forever, so the wait is bounded; the process exits right after.
+   */
+  async close (timeoutMs = 3000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
+    await Promise.race([Promise.all([this.pool.end(), this.lockPool.end()]), bound])
+    clearTimeout(timer)
   }
 }
 

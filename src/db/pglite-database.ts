@@ -1,10 +1,18 @@
 import { mkdirSync } from 'node:fs'
 import { PGlite, types } from '@electric-sql/pglite'
-import { claimsSql } from './database.ts'
+import { claimsSql, parseTimestamptz } from './database.ts'
 import type { Database, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
 // PGlite is one Postgres backend in this process: every statement and transaction is serialised
 // here, so an open RLS transaction can never be shared with another request's statements.
+// PGlite 0.5 ignores constructor-level parsers: they go with every query.
+const queryOptions = {
+  parsers: {
+    [types.INT8]: (v: string) => Number(v),
+    [types.TIMESTAMPTZ]: parseTimestamptz
+  }
+}
+
 class Mutex {
   private tail: Promise<unknown> = Promise.resolve()
   private pending = 0
@@ -32,19 +40,14 @@ export class PgliteDatabase implements Database {
 
   static async open (dataDir: string | undefined): Promise<PgliteDatabase> {
     if (dataDir) mkdirSync(dataDir, { recursive: true })
-    const db = new PGlite(dataDir, {
-      parsers: {
-        [types.INT8]: (v: string) => Number(v),
-        [types.TIMESTAMPTZ]: (v: string) => new Date(v).toISOString()
-      }
-    })
+    const db = new PGlite(dataDir)
     await db.waitReady
     return new PgliteDatabase(db)
   }
 
   query<R> (sql: string, params?: unknown[]): Promise<QueryResult<R>> {
     return this.mutex.run(async () => {
-      const res = await this.db.query<R>(sql, params as unknown[])
+      const res = await this.db.query<R>(sql, params as unknown[], queryOptions)
       return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length }
     })
   }
@@ -52,12 +55,16 @@ export class PgliteDatabase implements Database {
   execScript (script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void> {
     return this.mutex.run(() => this.db.transaction(async (t) => {
       await t.exec(script)
-      if (fn) await fn({ query: async <R>(sql: string, params?: unknown[]) => { const r = await t.query<R>(sql, params as unknown[]); return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length } } })
+      if (fn) await fn({ query: async <R>(sql: string, params?: unknown[]) => { const r = await t.query<R>(sql, params as unknown[], queryOptions); return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length } } })
     }))
   }
 
   withUser<T> (claims: UserClaims, fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.transaction('authenticated', JSON.stringify(claims), fn)
+  }
+
+  readAsUser<R> (claims: UserClaims, sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+    return this.withUser(claims, (tx) => tx.query<R>(sql, params))
   }
 
   asService<T> (fn: (tx: Queryable) => Promise<T>): Promise<T> {
@@ -69,7 +76,7 @@ export class PgliteDatabase implements Database {
       await t.query(claimsSql(), [role, claimsJson])
       const tx: Queryable = {
         query: async <R>(sql: string, params?: unknown[]) => {
-          const res = await t.query<R>(sql, params as unknown[])
+          const res = await t.query<R>(sql, params as unknown[], queryOptions)
           return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length }
         }
       }

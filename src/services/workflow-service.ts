@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { Database } from '../db/database.ts'
-import { inScope } from '../store/scope.ts'
+import { inScope, readInScope } from '../store/scope.ts'
 import type { Scope } from '../store/scope.ts'
 import * as store from '../store/workflow-store.ts'
 import type { WorkflowRow } from '../store/workflow-store.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import { AppError } from './errors.ts'
-import { isN8nNotFound } from './n8n-client.ts'
-import type { N8nClient, N8nNode, N8nWorkflow } from './n8n-client.ts'
+import { isN8nError, isN8nNotFound } from './n8n-client.ts'
+import type { N8nClient, N8nError, N8nNode, N8nWorkflow } from './n8n-client.ts'
 
 export interface Logger {
   info(obj: object, msg?: string): void
@@ -50,29 +50,38 @@ export interface ListResult {
 // after a crash adopts the workflow an earlier attempt created instead of creating a second one.
 export const MARKER_KEY = 'workflow_sync'
 
-const ADVISORY_DEPLOY = 741_853
+const ADVISORY_DEPLOY = 741_860
 
 export function n8nName (userId: string, name: string): string {
   return `[USR-${userId.replace(/-/g, '').slice(0, 8)}] ${name}`
 }
 
-export function encodeCursor (row: { created_at: string, id: string }): string {
-  return Buffer.from(JSON.stringify([row.created_at, row.id])).toString('base64url')
+// The cursor carries created_at with Postgres's full (microsecond) precision: a millisecond ISO
+// string would skip rows created within the same millisecond as the last row of a page.
+export function encodeCursor (row: { cursor_ts: string, id: string }): string {
+  return Buffer.from(JSON.stringify([row.cursor_ts, row.id])).toString('base64url')
 }
+
+const CURSOR_TS = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$/
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export function decodeCursor (cursor: string): { createdAt: string, id: string } {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' &&
-      !Number.isNaN(Date.parse(v[0])) && /^[0-9a-f-]{36}$/i.test(v[1])) {
-      return { createdAt: v[0], id: v[1] }
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' && UUID.test(v[1])) {
+      const m = CURSOR_TS.exec(v[0])
+      const ms = Date.parse(v[0])
+      // The round trip rejects dates that Date.parse rolls over (2026-02-31) and Postgres refuses.
+      if (m && !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === m[1]) {
+        return { createdAt: v[0], id: v[1] }
+      }
     }
   } catch {}
   throw new AppError('validation_failed', 'The cursor is not one this service issued', { errors: [{ path: 'querystring/cursor', message: 'invalid cursor' }] })
 }
 
-export function publicWorkflow (row: WorkflowRow): Workflow {
-  const { deploy_attempts: _ignored, ...rest } = row
+export function publicWorkflow (row: WorkflowRow & { cursor_ts?: string }): Workflow {
+  const { deploy_attempts: _attempts, cursor_ts: _cursor, ...rest } = row
   return rest
 }
 
@@ -106,7 +115,7 @@ export class WorkflowService {
     if (q.cursor) filter.after = decodeCursor(q.cursor)
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
-    const rows = await inScope(this.db, scope, (tx) => store.listWorkflows(tx, filter))
+    const rows = await readInScope(this.db, scope, (q) => store.listWorkflows(q, filter))
     const page = rows.slice(0, q.limit)
     const last = page[page.length - 1]
     return {
@@ -116,7 +125,7 @@ export class WorkflowService {
   }
 
   async get (scope: Scope, id: string): Promise<Workflow> {
-    const row = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, scope.kind === 'user' ? scope.userId : null, id))
+    const row = await readInScope(this.db, scope, (q) => store.getWorkflow(q, scope.kind === 'user' ? scope.userId : null, id))
     if (!row) throw notFound()
     return publicWorkflow(row)
   }
@@ -139,8 +148,10 @@ export class WorkflowService {
             return { replay: { statusCode: existing.status_code, body: existing.response as Workflow } }
           }
           if (existing.workflow_id) {
+            // The first request with this key died midway: resume its deploy, with its wishes
+            // (same hash, so the same body: `active` included).
             const row = await store.getWorkflow(tx, userId, existing.workflow_id)
-            if (row) return { row }
+            if (row) return { row, wantActive: input.active }
           }
         }
       }
@@ -160,12 +171,30 @@ export class WorkflowService {
       return { statusCode: started.replay.statusCode, body: started.replay.body, replayed: true }
     }
     const row = started.row as WorkflowRow
-    const deployed = await this.deploy(scope, row.id, { activate: ('wantActive' in started && started.wantActive) || row.active })
-    const body = publicWorkflow(deployed)
-    if (idempotencyKey) {
-      await inScope(this.db, scope, (tx) => store.completeIdempotencyKey(tx, userId, idempotencyKey, 201, body))
+    const activate = ('wantActive' in started && started.wantActive) || row.active
+    if (!idempotencyKey) {
+      return { statusCode: 201, body: publicWorkflow(await this.deploy(scope, row.id, { activate })), replayed: false }
     }
-    return { statusCode: 201, body, replayed: false }
+    // With a key, the deploy and the stored answer happen under the workflow's deploy lock, and the
+    // key is looked at again once the lock is ours: a concurrent request with the same key (which
+    // cannot tell an in-flight first request from a dead one) waits for it and replays its answer
+    // instead of deploying a second time.
+    const result = await this.withDeployLock(row.id, async (): Promise<CreateResult> => {
+      const current = await inScope(this.db, scope, (tx) => store.getIdempotencyKey(tx, userId, idempotencyKey))
+      if (current && current.request_hash === requestHash && current.status_code !== null) {
+        return { statusCode: current.status_code, body: current.response as Workflow, replayed: true }
+      }
+      const body = publicWorkflow(await this.deployLocked(scope, row.id, { activate }))
+      await inScope(this.db, scope, (tx) => store.completeIdempotencyKey(tx, userId, idempotencyKey, 201, body))
+      return { statusCode: 201, body, replayed: false }
+    })
+    if (!result.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
+    return result.value
+  }
+
+  /** One deploy (or delete) per workflow at a time, across replicas. */
+  private withDeployLock<T> (id: string, fn: () => Promise<T>): Promise<{ acquired: true, value: T } | { acquired: false }> {
+    return this.db.withAdvisoryLock(ADVISORY_DEPLOY, id, fn)
   }
 
   /**
@@ -175,7 +204,7 @@ export class WorkflowService {
    * One deploy per workflow at a time, across replicas.
    */
   async deploy (scope: Scope, id: string, opts: { activate?: boolean } = {}): Promise<WorkflowRow> {
-    const result = await this.db.withAdvisoryLock(ADVISORY_DEPLOY, id, () => this.deployLocked(scope, id, opts))
+    const result = await this.withDeployLock(id, () => this.deployLocked(scope, id, opts))
     if (!result.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
     return result.value
   }
@@ -196,6 +225,8 @@ export class WorkflowService {
       settings: row.settings
     }
     let n8nId = row.n8n_workflow_id
+    // 'definition' until n8n holds the row's definition, then 'activation'.
+    let phase: 'definition' | 'activation' = 'definition'
     try {
       if (n8nId) {
         try {
@@ -207,7 +238,8 @@ export class WorkflowService {
         }
       }
       if (!n8nId) {
-        // deploy_attempts counts this attempt too: above 1, an earlier attempt may have created it.
+        // row.deploy_attempts was read before this attempt was counted: above 0, an earlier
+        // attempt may have created the workflow in n8n (then died, or lost n8n's answer).
         const adopted = row.deploy_attempts > 0 ? await this.findByMarker(row) : undefined
         if (adopted) {
           this.log.info({ workflowId: id, n8nWorkflowId: adopted.id }, 'adopted the workflow an earlier deploy created')
@@ -219,6 +251,7 @@ export class WorkflowService {
           if (this.afterN8nCreate) await this.afterN8nCreate(row, created)
         }
       }
+      phase = 'activation'
       // Record the n8n id before activating, so an activation failure cannot orphan it.
       await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, { status: 'deployed', n8nWorkflowId: n8nId, lastError: null }))
       if (wantActive) await this.n8n.activateWorkflow(n8nId)
@@ -227,43 +260,47 @@ export class WorkflowService {
       if (!done) throw notFound()
       return done
     } catch (err) {
-      if (!(err instanceof AppError) || err.code === 'not_found') throw err
-      // A refusal by n8n (invalid definition, no trigger) is the user's to fix: status error.
-      // n8n being unreachable is not: the row stays pending and a later deploy retries.
-      const rejected = err.code === 'n8n_rejected'
-      const activationFailed = n8nId !== null && wantActive
-      const status = n8nId !== null ? 'deployed' : (rejected ? 'error' : 'pending')
-      const lastError = activationFailed && rejected
-        ? `n8n could not activate the workflow: ${err.message}`
-        : `${rejected ? 'n8n rejected the workflow' : 'n8n is unavailable'}: ${err.message}`
+      // Only n8n's failures are outcomes of the deploy; our own (database, not_found) propagate.
+      if (!isN8nError(err)) throw err
+      const outcome = deployFailure(err, phase, wantActive)
       const saved = await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, {
-        status,
-        lastError,
-        ...(n8nId !== null ? { n8nWorkflowId: n8nId, active: false } : {})
+        ...outcome,
+        ...(n8nId !== null ? { n8nWorkflowId: n8nId } : {})
       }))
-      this.log.warn({ workflowId: id, code: err.code }, 'deploy did not complete')
+      this.log.warn({ workflowId: id, code: err.code, phase }, 'deploy did not complete')
       if (!saved) throw notFound()
       return saved
     }
   }
 
+  /**
+   * The workflow an earlier attempt created for this row, found by its staticData marker. n8n's
+   * `name` filter matches a substring, so the user's `[USR-xxxxxxxx]` prefix also finds a workflow
+   * created under a name the row no longer has (renamed while the deploy was pending).
+   */
   private async findByMarker (row: WorkflowRow): Promise<N8nWorkflow | undefined> {
-    const name = n8nName(row.user_id, row.name)
+    const prefix = n8nName(row.user_id, '').trim()
+    const seen = new Set<string>()
     let cursor: string | undefined
     do {
-      const page = await this.n8n.listWorkflows({ name, limit: 250, ...(cursor ? { cursor } : {}) })
+      const page = await this.n8n.listWorkflows({ name: prefix, limit: 250, ...(cursor ? { cursor } : {}) })
       for (const w of page.data) {
         const marker = (w.staticData as Record<string, unknown> | null | undefined)?.[MARKER_KEY] as { row_id?: unknown } | undefined
         if (marker?.row_id === row.id) return w
       }
       cursor = page.nextCursor ?? undefined
+      if (cursor !== undefined) {
+        if (seen.has(cursor)) break
+        seen.add(cursor)
+      }
     } while (cursor)
     return undefined
   }
 
   async update (scope: Scope, id: string, changes: store.WorkflowChanges, ifMatch?: string): Promise<Workflow> {
     const userId = userIdOf(scope)
-    const expected = ifMatch === undefined ? undefined : parseVersion(ifMatch)
+    // `If-Match: *` (any current version) only requires the workflow to exist, as RFC 9110 has it.
+    const expected = ifMatch === undefined || ifMatch.trim() === '*' ? undefined : parseVersion(ifMatch)
     const updated = await inScope(this.db, scope, async (tx) => {
       const r = await store.updateWorkflowDefinition(tx, userId, id, changes, expected)
       if (!r && expected !== undefined && await store.getWorkflow(tx, userId, id)) {
@@ -282,7 +319,8 @@ export class WorkflowService {
     if (!row) throw notFound()
     let n8nId = row.n8n_workflow_id
     if (!n8nId || row.status !== 'deployed') {
-      const deployed = await this.deploy(scope, id, { activate: false })
+      // Deploy first, keeping n8n's current activation; the switch itself follows.
+      const deployed = await this.deploy(scope, id)
       if (deployed.status !== 'deployed' || !deployed.n8n_workflow_id) {
         throw new AppError(deployed.status === 'error' ? 'n8n_rejected' : 'n8n_unavailable', deployed.last_error ?? 'The workflow could not be deployed to n8n')
       }
@@ -293,8 +331,8 @@ export class WorkflowService {
       else await this.n8n.deactivateWorkflow(n8nId)
     } catch (err) {
       if (isN8nNotFound(err)) {
-        await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; redeploy it' }))
-        throw new AppError('conflict', 'The workflow is missing in n8n; redeploy it with POST /workflows/{id}/redeploy')
+        await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it' }))
+        throw new AppError('conflict', 'The workflow is missing in n8n; redeploy it with POST /workflows/{id}/redeploy, then retry')
       }
       throw err
     }
@@ -307,18 +345,51 @@ export class WorkflowService {
     return publicWorkflow(saved)
   }
 
+  /** POST /workflows/{id}/redeploy: make n8n match the row again, whatever its state. */
+  async redeploy (scope: Scope, id: string): Promise<Workflow> {
+    userIdOf(scope)
+    return publicWorkflow(await this.deploy(scope, id))
+  }
+
   /** n8n first (its 404 counts as gone), then the row. */
   async delete (scope: Scope, id: string): Promise<void> {
     const userId = userIdOf(scope)
-    const row = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, userId, id))
-    if (!row) throw notFound()
-    const lock = await this.db.withAdvisoryLock(ADVISORY_DEPLOY, id, async () => {
+    const exists = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, userId, id))
+    if (!exists) throw notFound()
+    const lock = await this.withDeployLock(id, async () => {
+      // Read again under the lock: a deploy that finished meanwhile may have set the n8n id.
+      const row = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, userId, id))
+      if (!row) throw notFound()
       const n8nId = row.n8n_workflow_id ?? (row.deploy_attempts > 0 ? (await this.findByMarker(row))?.id : undefined)
       if (n8nId) await this.n8n.deleteWorkflow(n8nId)
       const deleted = await inScope(this.db, scope, (tx) => store.deleteWorkflow(tx, userId, id))
       if (!deleted) throw notFound()
     })
     if (!lock.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
+  }
+}
+
+/**
+ * The row's state after n8n failed a deploy. Before n8n holds the definition: `error` when n8n
+ * refused it (the user's to fix), `pending` when n8n was unreachable or failed (a later deploy
+ * retries). After: `deployed`, with the activation failure in last_error; `active` becomes false
+ * only when n8n refused the activation (otherwise n8n's state is unknown and the row keeps its own).
+ */
+export function deployFailure (err: N8nError, phase: 'definition' | 'activation', wantActive: boolean): store.DeployOutcome {
+  if (err.code === 'not_found') {
+    return { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it', active: false }
+  }
+  const rejected = err.code === 'n8n_rejected'
+  const why = rejected ? err.message : `${err.code === 'n8n_unavailable' ? 'n8n is unavailable' : 'n8n failed'}: ${err.message}`
+  if (phase === 'definition') {
+    return { status: rejected ? 'error' : 'pending', lastError: rejected ? `n8n rejected the workflow: ${why}` : why }
+  }
+  const what = wantActive ? 'activate' : 'deactivate'
+  const reason = why.replace(/^n8n cannot activate the workflow: /, '')
+  return {
+    status: 'deployed',
+    lastError: `n8n could not ${what} the workflow: ${reason}`,
+    ...(rejected && wantActive ? { active: false } : {})
   }
 }
 

@@ -14,3 +14,13 @@ export const serviceScope: Scope = { kind: 'service' }
 export function inScope<T> (db: Database, scope: Scope, fn: (tx: Queryable) => Promise<T>): Promise<T> {
   return scope.kind === 'user' ? db.withUser(scope.claims, fn) : db.asService(fn)
 }
+
+/**
+ * For reads of one statement each: a user's statements run under RLS in one round trip each
+ * (Database.readAsUser); the service's in a transaction.
+ */
+export function readInScope<T> (db: Database, scope: Scope, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  if (scope.kind !== 'user') return db.asService(fn)
+  const claims = scope.claims
+  return fn({ query: (sql, params) => db.readAsUser(claims, sql, params) })
+}

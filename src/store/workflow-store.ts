@@ -22,7 +22,12 @@ export interface ListFilter {
   active?: boolean
 }
 
-export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<WorkflowRow[]> {
+export interface ListedWorkflowRow extends WorkflowRow {
+  /** created_at with microseconds, UTC ISO 8601: the keyset cursor (milliseconds would skip rows). */
+  cursor_ts: string
+}
+
+export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<ListedWorkflowRow[]> {
   const params: unknown[] = [f.userId]
   let where = 'user_id = $1'
   if (f.after) {
@@ -38,7 +43,10 @@ export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<Work
     where += ` and active = $${params.length}`
   }
   params.push(f.limit)
-  const res = await tx.query<WorkflowRow>(`${SELECT} where ${where} order by created_at desc, id desc limit $${params.length}`, params)
+  const res = await tx.query<ListedWorkflowRow>(
+    `select ${WORKFLOW_COLUMNS}, deploy_attempts,
+       to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
+     from public.mvp_workflows where ${where} order by created_at desc, id desc limit $${params.length}`, params)
   return res.rows
 }
 
@@ -164,6 +172,13 @@ export async function claimIdempotencyKey (tx: Queryable, userId: string, key: s
   const res = await tx.query<IdempotencyRecord>(
     `select request_hash, status_code, response, workflow_id, expires_at <= now() as expired
      from public.idempotency_keys where user_id = $1 and key = $2 for update`, [userId, key])
+  return res.rows[0]
+}
+
+export async function getIdempotencyKey (tx: Queryable, userId: string, key: string): Promise<IdempotencyRecord | undefined> {
+  const res = await tx.query<IdempotencyRecord>(
+    `select request_hash, status_code, response, workflow_id, expires_at <= now() as expired
+     from public.idempotency_keys where user_id = $1 and key = $2`, [userId, key])
   return res.rows[0]
 }
 

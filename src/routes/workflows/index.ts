@@ -2,6 +2,7 @@ import { z } from 'zod'
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { problems } from '../../schemas/problem.ts'
+import { executionListSchema, executionsQuery } from '../../schemas/sync.ts'
 import {
   createWorkflowBody, idempotencyKeyHeader, ifMatchHeader, listWorkflowsQuery, updateWorkflowBody,
   workflowIdParams, workflowListSchema, workflowSchema
@@ -114,4 +115,39 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
       return reply.header('etag', `"${w.version}"`).send(w)
     })
   }
+
+  app.post('/workflows/:id/redeploy', {
+    onRequest: app.authenticate,
+    config: write,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'redeployWorkflow',
+      summary: 'Deploy the workflow to n8n again (pending, error or missing_in_n8n)',
+      description: 'Makes n8n match the database: creates the workflow when n8n lost it, updates it otherwise, and restores its active flag. The answer is the row; with n8n down it stays pending with last_error.',
+      security,
+      params: workflowIdParams,
+      response: { 200: workflowSchema, ...problems(400, 401, 403, 404, 409, 429, 500, 503) }
+    }
+  }, async (request, reply) => {
+    const w = await app.workflowService.redeploy(request.scope!, request.params.id)
+    return reply.header('etag', `"${w.version}"`).send(w)
+  })
+
+  app.get('/workflows/:id/executions', {
+    onRequest: app.authenticate,
+    schema: {
+      tags: ['workflows', 'sync'],
+      operationId: 'listWorkflowExecutions',
+      summary: 'Execution history of one workflow from the ledger, newest first',
+      description: 'The ledger holds every execution a sync has seen, also after n8n pruned it (until EXECUTION_RETENTION_DAYS).',
+      security,
+      params: workflowIdParams,
+      querystring: executionsQuery,
+      response: { 200: executionListSchema, ...problems(400, 401, 403, 404, 429, 500, 503) }
+    }
+  }, async (request) => app.syncEngine.listExecutions(request.scope!, request.params.id, {
+    limit: request.query.limit,
+    cursor: request.query.cursor ?? null,
+    status: request.query.status ?? null
+  }))
 }

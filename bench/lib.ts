@@ -1,0 +1,58 @@
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import autocannon from 'autocannon'
+
+export interface Started<M> {
+  child: ChildProcess
+  message: M
+  stop(): Promise<void>
+}
+
+/** Starts a bench server in its own process (the load generator must not share its event loop). */
+export async function startServer<M extends { port: number }> (file: string): Promise<Started<M>> {
+  const child = fork(file, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--disable-warning=ExperimentalWarning'] })
+  const message = await new Promise<M>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as M))
+    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)))
+  })
+  return {
+    child,
+    message,
+    async stop () {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      if (child.connected) child.send('stop')
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000)
+      child.kill(child.connected ? 0 : 'SIGTERM')
+      if (!child.connected) child.kill('SIGTERM')
+      await exited
+      clearTimeout(t)
+    }
+  }
+}
+
+/** Peak resident set size of a process so far (VmHWM), in MB. */
+export function peakRssMb (pid: number | undefined): number {
+  if (!pid) return NaN
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Math.round(Number(m[1]) / 1024) : NaN
+}
+
+export interface LoadResult {
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  non2xx: number
+}
+
+export async function load (url: string, opts: { connections?: number, duration?: number, headers?: Record<string, string> } = {}): Promise<LoadResult> {
+  const r = await autocannon({
+    url,
+    connections: opts.connections ?? 50,
+    pipelining: 1,
+    duration: opts.duration ?? 10,
+    headers: opts.headers ?? {}
+  })
+  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx }
+}

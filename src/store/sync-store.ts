@@ -1,0 +1,210 @@
+// SQL of the sync engine. Every write goes through the SQL functions of
+// supabase/migrations/20250109000000_sync_engine.sql, so supabase-js `rpc` callers get the same
+// atomicity; each function here takes the caller's transaction (RLS applies as its role).
+import type { Queryable } from '../db/database.ts'
+
+export interface SyncTarget {
+  id: string
+  user_id: string
+  name: string
+  active: boolean
+  status: string
+  n8n_workflow_id: string | null
+  /** Text, not number: n8n ids are compared as bigints. */
+  execution_floor_id: string | null
+}
+
+/** Fields of an n8n execution item that the ledger keeps (the rest of the item is ignored). */
+export interface ExecutionInput {
+  id: string
+  status: string
+  mode?: string | null
+  finished?: boolean
+  startedAt?: string | null
+  stoppedAt?: string | null
+  workflowId?: string | null
+}
+
+export interface IngestOptions {
+  complete?: boolean
+  ceiling?: string
+  started_before?: string
+  advance?: boolean
+  window?: number
+  vanished?: string[]
+  recheck_limit?: number
+}
+
+export interface IngestResult {
+  inserted: number
+  updated: number
+  ignored: number
+  vanished: number
+  delta: { execution_count: number, successful_executions: number, failed_executions: number }
+  floor: string | null
+  floor_advanced: boolean
+  workflow_written: boolean
+  /** Complete passes only: open rows at or below the stop point, to re-check by id. */
+  recheck: string[]
+}
+
+export async function listSyncTargets (tx: Queryable, filter: { workflowIds?: string[] | null } = {}): Promise<SyncTarget[]> {
+  const ids = filter.workflowIds ?? null
+  const res = await tx.query<SyncTarget>(
+    `select id, user_id, name, active, status, n8n_workflow_id, execution_floor_id::text as execution_floor_id
+       from public.mvp_workflows
+      where ($1::uuid[] is null or id = any($1::uuid[]))
+      order by user_id, id`,
+    [ids]
+  )
+  return res.rows
+}
+
+export async function ingestExecutions (
+  tx: Queryable,
+  workflowId: string,
+  executions: ExecutionInput[],
+  syncedAt: Date,
+  options: IngestOptions = {}
+): Promise<IngestResult> {
+  // Only the fields the function reads: pages of 250 items stay small on the wire.
+  const items = executions.map((e) => ({
+    id: e.id,
+    status: e.status,
+    mode: e.mode ?? null,
+    finished: e.finished ?? false,
+    startedAt: e.startedAt ?? null,
+    stoppedAt: e.stoppedAt ?? null,
+    workflowId: e.workflowId ?? null
+  }))
+  const res = await tx.query<{ r: IngestResult }>(
+    'select public.ingest_executions($1::uuid, $2::jsonb, $3::timestamptz, $4::jsonb) as r',
+    [workflowId, JSON.stringify(items), syncedAt.toISOString(), JSON.stringify(options)]
+  )
+  const r = res.rows[0]?.r
+  if (!r) throw new Error('ingest_executions returned nothing')
+  return r
+}
+
+export async function markWorkflowMissing (tx: Queryable, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {
+  const res = await tx.query<{ changed: boolean }>(
+    'select public.mark_workflow_missing($1::uuid, $2, $3, $4::timestamptz) as changed',
+    [workflowId, n8nWorkflowId, error, syncedAt.toISOString()]
+  )
+  return res.rows[0]?.changed === true
+}
+
+export interface SyncLogInput {
+  sync_type: string
+  status: 'success' | 'partial' | 'failed'
+  duration_ms: number
+  workflows_synced: number
+  workflows_failed: number
+  executions_ingested: number
+  error: string | null
+  details: Record<string, unknown>
+  /** Defaults to the caller (auth.uid()); NULL for the service role. */
+  user_id?: string | null
+}
+
+export async function recordSyncLog (tx: Queryable, log: SyncLogInput): Promise<string> {
+  const res = await tx.query<{ id: string }>(
+    'select public.record_sync_log($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::uuid) as id',
+    [log.sync_type, log.status, Math.round(log.duration_ms), log.workflows_synced, log.workflows_failed,
+      log.executions_ingested, log.error, JSON.stringify(log.details), log.user_id ?? null]
+  )
+  const id = res.rows[0]?.id
+  if (!id) throw new Error('record_sync_log returned nothing')
+  return id
+}
+
+/** Whether the caller may see the workflow (RLS decides for users). */
+export async function workflowVisible (tx: Queryable, workflowId: string): Promise<boolean> {
+  const res = await tx.query('select 1 from public.mvp_workflows where id = $1', [workflowId])
+  return res.rows.length > 0
+}
+
+export interface ExecutionRow {
+  id: number
+  workflow_id: string
+  n8n_execution_id: string
+  status: string
+  mode: string | null
+  finished: boolean
+  started_at: string | null
+  stopped_at: string | null
+  created_at: string
+  updated_at: string
+  /** Keyset position (n8n id as text); not part of the answer. */
+  seq: string
+}
+
+export async function listExecutionRows (
+  tx: Queryable,
+  workflowId: string,
+  q: { limit: number, beforeSeq: string | null, status: string | null }
+): Promise<ExecutionRow[]> {
+  const res = await tx.query<ExecutionRow>(
+    `select id, workflow_id, n8n_execution_id, status, mode, finished, started_at, stopped_at,
+            created_at, updated_at, n8n_execution_seq::text as seq
+       from public.workflow_executions
+      where workflow_id = $1
+        and ($2::bigint is null or n8n_execution_seq < $2::bigint)
+        and ($3::text is null or status = $3)
+      order by n8n_execution_seq desc nulls last
+      limit $4`,
+    [workflowId, q.beforeSeq, q.status, q.limit]
+  )
+  return res.rows
+}
+
+export interface SyncLogRow {
+  id: string
+  user_id: string | null
+  sync_type: string
+  status: string
+  duration_ms: number
+  workflows_synced: number
+  workflows_failed: number
+  executions_ingested: number
+  error: string | null
+  details: Record<string, unknown>
+  created_at: string
+  /** Exact keyset position (microseconds survive as text); not part of the answer. */
+  created_key: string
+}
+
+export async function listSyncLogs (
+  tx: Queryable,
+  q: { limit: number, before: { created: string, id: string } | null }
+): Promise<SyncLogRow[]> {
+  const res = await tx.query<SyncLogRow>(
+    `select id, user_id, sync_type, status, duration_ms, workflows_synced, workflows_failed,
+            executions_ingested, error, details, created_at, created_at::text as created_key
+       from public.sync_logs
+      where ($1::timestamptz is null or (created_at, id) < ($1::timestamptz, $2::uuid))
+      order by created_at desc, id desc
+      limit $3`,
+    [q.before?.created ?? null, q.before?.id ?? null, q.limit]
+  )
+  return res.rows
+}
+
+export interface SyncStatsRow {
+  sync_type: string
+  status: string
+  count: number
+  avg_duration_ms: number
+}
+
+export async function syncStatsSince (tx: Queryable, since: Date): Promise<SyncStatsRow[]> {
+  const res = await tx.query<SyncStatsRow>(
+    `select sync_type, status, count(*)::int as count, round(avg(duration_ms))::int as avg_duration_ms
+       from public.sync_logs
+      where created_at >= $1::timestamptz
+      group by sync_type, status
+      order by sync_type, status`,
+    [since.toISOString()]
+  )
+  return res.rows
+}
