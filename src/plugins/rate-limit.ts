@@ -38,8 +38,9 @@ async function rateLimitPlugin (app: FastifyInstance, opts: { redis?: Redis }): 
     global: true,
     max: limits.read,
     timeWindow: 60_000,
-    // After authentication (route onRequest hooks), so the key is the user, not the address.
-    hook: 'preHandler',
+    // After authentication (route onRequest hooks), so the key is the user, not the address; before
+    // the body is parsed and validated, so a limited caller costs no parsing and invalid requests count.
+    hook: 'preParsing',
     keyGenerator: rateLimitKey,
     // The limiter's store being down must not take the API down with it.
     skipOnError: true,
