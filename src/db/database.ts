@@ -16,6 +16,13 @@ export interface UserClaims {
   [k: string]: unknown
 }
 
+export interface Listener {
+  /** UNLISTEN and give the connection back. */
+  close(): Promise<void>
+  /** Drop the connection without a round trip (it is believed dead). */
+  abort(): void
+}
+
 export interface PoolStats {
   total: number
   idle: number
@@ -43,8 +50,11 @@ export interface Database {
    * answers `{ acquired: false }` at once when another session holds it.
    */
   withAdvisoryLock<T>(namespace: number, key: string, fn: () => Promise<T>, opts?: { wait?: boolean, timeoutMs?: number }): Promise<{ acquired: true, value: T } | { acquired: false }>
-  /** LISTEN on a channel; returns an unlisten function. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
+  /**
+   * LISTEN on a channel on a connection of its own. `onLost` is called at most once, when that
+   * connection dies (the caller listens again and catches up); the listener is then released.
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener>
   poolStats(): PoolStats
   close(): Promise<void>
 }

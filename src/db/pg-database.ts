@@ -2,7 +2,7 @@ import pg from 'pg'
 import { AppError } from '../services/errors.ts'
 import { Semaphore } from '../lib/semaphore.ts'
 import { claimsSql, inlineParams, isConnectionError, parseTimestamptz } from './database.ts'
-import type { Database, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
+import type { Database, Listener, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
 // bigint columns (counts) as numbers; timestamps as ISO strings so answers need no conversion.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
@@ -173,22 +173,68 @@ export class PgDatabase implements Database {
     }
   }
 
-  async listen (channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
-    const client = await this.pool.connect()
-    const handler = (msg: pg.Notification) => {
-      if (msg.channel === channel) onPayload(msg.payload ?? '')
-    }
-    client.on('notification', handler)
+  /**
+   * One dedicated pooled client, with its own `error`/`end` handlers: a checked-out pg client that
+   * loses its connection emits `error`, which with no handler would crash the process, and the
+   * loss must be reported so the caller can listen again and catch up.
+   */
+  async listen (channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener> {
+  const client = await this.pool.connect()
+  let done = false
+  const onNotification = (msg: pg.Notification): void => {
+    if (!done && msg.channel === channel) onPayload(msg.payload ?? '')
+  }
+  const lose = (err: Error): void => {
+    if (done) return
+    done = true
+    detach()
+    client.release(err)
+    onLost(err)
+  }
+  const onError = (err: Error): void => { lose(err) }
+  const onEnd = (): void => { lose(new Error('LISTEN connection ended')) }
+  function detach (): void {
+    client.off('notification', onNotification)
+    client.off('end', onEnd)
+    // keep an error handler until the pool takes the client back (it adds its own on release)
+    client.off('error', onError)
+    client.on('error', () => {})
+  }
+  client.on('notification', onNotification)
+  client.on('error', onError)
+  client.on('end', onEnd)
+  try {
     await client.query(`listen ${pg.escapeIdentifier(channel)}`)
-    return async () => {
-      client.off('notification', handler)
+  } catch (err) {
+    if (!done) {
+      done = true
+      detach()
+      client.release(err as Error)
+    }
+    throw err
+  }
+  return {
+    async close () {
+      if (done) return
+      done = true
+      client.off('notification', onNotification)
+      client.off('end', onEnd)
       try {
         await client.query(`unlisten ${pg.escapeIdentifier(channel)}`)
+        client.off('error', onError)
         client.release()
-      } catch {
-        client.release(true)
+      } catch (err) {
+        detach()
+        client.release(err as Error)
       }
+    },
+    abort () {
+      if (done) return
+      done = true
+      detach()
+      client.release(new Error('LISTEN connection aborted'))
     }
+  }
   }
 
   poolStats (): PoolStats {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { PGlite, types } from '@electric-sql/pglite'
 import { claimsSql, parseTimestamptz } from './database.ts'
-import type { Database, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
+import type { Database, Listener, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
 // PGlite is one Postgres backend in this process: every statement and transaction is serialised
 // here, so an open RLS transaction can never be shared with another request's statements.
@@ -106,9 +106,16 @@ export class PgliteDatabase implements Database {
 
   private readonly busy = new Set<string>()
 
-  async listen (channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+  // In-process: the connection cannot be lost, so onLost is never called.
+  async listen (channel: string, onPayload: (payload: string) => void, _onLost: (err: Error) => void): Promise<Listener> {
     const unsub = await this.db.listen(channel, onPayload)
-    return async () => { await unsub() }
+    let closed = false
+    const close = async (): Promise<void> => {
+      if (closed) return
+      closed = true
+      await unsub()
+    }
+    return { close, abort () { void close().catch(() => {}) } }
   }
 
   poolStats (): PoolStats {

@@ -5,6 +5,7 @@ import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../services/sync-engine.ts'
 import type { SyncHooks } from '../services/sync-engine.ts'
 import { CleanupService } from '../services/cleanup.ts'
+import { eventLogRetention } from '../services/events.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,7 +43,9 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     logger: app.log.child({ component: 'cleanup' }),
     graceMinutes: app.config.CLEANUP_GRACE_MINUTES,
     syncLogRetentionDays: app.config.SYNC_LOG_RETENTION_DAYS,
-    executionRetentionDays: app.config.EXECUTION_RETENTION_DAYS
+    executionRetentionDays: app.config.EXECUTION_RETENTION_DAYS,
+    // The event log only serves Last-Event-ID catch-up: a day of it is plenty.
+    extraPurges: [eventLogRetention(app.db, 24)]
   }))
 }
 

@@ -28,13 +28,11 @@
 //
 // This file must not import Fastify: the route and the plugin adapt it.
 import { randomUUID } from 'node:crypto'
-import type { Database, UserClaims } from '../db/database.ts'
-import { listenWithLoss } from '../db/notify-listener.ts'
-import type { Listener } from '../db/notify-listener.ts'
+import type { Database, Listener, UserClaims } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
-import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, readEventLog } from '../store/event-store.ts'
+import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, purgeEventLog, readEventLog } from '../store/event-store.ts'
 import type { EventLogRow, EventOp } from '../store/event-store.ts'
-import { readInScope, serviceScope, userScope } from '../store/scope.ts'
+import { inScope, readInScope, serviceScope, userScope } from '../store/scope.ts'
 import { AppError } from './errors.ts'
 
 export interface EventHubSettings {
@@ -54,7 +52,7 @@ export interface EventHubSettings {
   probeMs: number
   /** How long the probe may take before the LISTEN connection is considered lost. */
   probeTimeoutMs: number
-  /** Most notifications whose rows are loaded in one query. */
+  /** Most notifications whose rows are loaded in one query (20 × this may wait; beyond, the streams catch up from the log). */
   batchSize: number
   /** After its final event, how long a stream may take to flush before its socket is destroyed. */
   endTimeoutMs: number
@@ -164,6 +162,17 @@ function parseNotice (payload: string): Notice | { probe: string } | null {
   return { op: o.op as EventOp, id: o.id, user_id: o.user_id, seq }
 }
 
+/**
+ * Retention of the event log, for the cleanup cron (CleanupOptions.extraPurges): events older than
+ * `hours` (default 24) are removed; a client further behind is sent `event: reset`.
+ */
+export function eventLogRetention (db: Database, hours = 24): { name: string, run(dryRun: boolean): Promise<number> } {
+  return {
+    name: 'workflow_events',
+    run: (dryRun) => inScope(db, serviceScope, (tx) => purgeEventLog(tx, hours, dryRun))
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms).unref() })
 
 export class EventHub {
@@ -194,7 +203,7 @@ export class EventHub {
   constructor (opts: EventHubOptions) {
     this.db = opts.db
     this.log = opts.logger ?? NOOP_LOGGER
-    this.listenFn = opts.listen ?? listenWithLoss
+    this.listenFn = opts.listen ?? ((db, channel, onPayload, onLost) => db.listen(channel, onPayload, onLost))
     this.onStreamCount = opts.onStreamCount ?? (() => {})
     this.settings = { ...defaultEventHubSettings, ...opts.settings }
   }
@@ -382,7 +391,8 @@ export class EventHub {
   }
 
   private startTimers (): void {
-    this.clearTimers()
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    if (this.probeTimer) clearInterval(this.probeTimer)
     this.heartbeatTimer = setInterval(() => { this.heartbeat() }, this.settings.heartbeatMs)
     this.heartbeatTimer.unref()
     this.probeTimer = setInterval(() => { this.sendProbe() }, this.settings.probeMs)
@@ -415,6 +425,14 @@ export class EventHub {
     }
     // Users with no stream here cost nothing (another replica, or nobody, is watching them).
     if (!this.byUser.has(n.user_id)) return
+    if (this.pending.length >= this.settings.batchSize * 20) {
+      // The database cannot keep up with loading rows: drop the backlog (bounded memory); the
+      // streams read it from the log instead.
+      this.log.warn({ pending: this.pending.length }, 'events: notification backlog too long; streams catch up from the log')
+      this.pending = []
+      this.resumeAll()
+      return
+    }
     this.pending.push(n)
     this.scheduleFlush()
   }
@@ -505,12 +523,16 @@ export class EventStream {
   private drainWaiters: Array<() => void> = []
   private closedPromise: Promise<void> | null = null
   private resolveClosed: (() => void) | null = null
+  /** Resolves when the stream closes (ends the waits of a catch-up). */
+  private readonly gone: Promise<void>
+  private markGone: () => void = () => {}
 
   constructor (hub: EventHub, identity: StreamIdentity) {
     this.hub = hub
     this.userId = identity.userId
     this.claims = identity.claims
     this.expiresAt = identity.expiresAt ?? null
+    this.gone = new Promise((resolve) => { this.markGone = resolve })
   }
 
   get isClosed (): boolean {
@@ -597,7 +619,10 @@ export class EventStream {
       this.resolveClosed = resolve
     })
     this.closedPromise = closed
-    const timer = setTimeout(() => { sink.destroy() }, this.hub.settings.endTimeoutMs)
+    const timer = setTimeout(() => {
+      sink.destroy()
+      this.resolveClosed?.()
+    }, this.hub.settings.endTimeoutMs)
     timer.unref()
     sink.once('close', () => {
       clearTimeout(timer)
@@ -628,6 +653,7 @@ export class EventStream {
     this.queue = []
     this.queueBytes = 0
     this.hub.remove(this)
+    this.markGone()
     const waiters = this.drainWaiters
     this.drainWaiters = []
     for (const w of waiters) w()
@@ -665,7 +691,7 @@ export class EventStream {
         start = null
         if (this.state !== 'catching_up') return
         this.hub.log.warn({ err: { message: (err as Error).message }, userId: this.userId, attempt }, 'events: catch-up failed; retrying')
-        await sleep(Math.min(10_000, 250 * 2 ** attempt++))
+        await Promise.race([sleep(Math.min(10_000, 250 * 2 ** attempt++)), this.gone])
       }
     }
   }

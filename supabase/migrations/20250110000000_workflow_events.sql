@@ -72,6 +72,13 @@ create policy "workflow events horizon: select" on public.workflow_events_purged
 revoke all on public.workflow_events, public.workflow_events_purged from public, anon, authenticated;
 grant select on public.workflow_events, public.workflow_events_purged to authenticated;
 grant all on public.workflow_events, public.workflow_events_purged to service_role;
+-- (Supabase's default privileges grant its sequences to anon and authenticated: not this one.)
+do $$
+begin
+  execute format('revoke all on sequence %s from public, anon, authenticated',
+                 pg_get_serial_sequence('public.workflow_events', 'id'));
+end
+$$;
 
 -- ---------------------------------------------------------------------------
 -- The trigger: log, then notify with the log id. SECURITY DEFINER so that a user's write (as
@@ -85,25 +92,27 @@ declare
   v_seq bigint;
 begin
   -- Commit-order ids (see the header): released when the transaction ends, after its commit.
-  perform pg_advisory_xact_lock(741853, 1);
+  -- created_at is the clock at that point too (not the transaction's start), so age follows ids.
+  -- The one-bigint key space is apart from the (int, int) keys the service's own locks use.
+  perform pg_advisory_xact_lock(hashtextextended('workflow_sync_events', 0));
 
   if tg_op = 'UPDATE' and old.user_id is distinct from new.user_id then
-    insert into public.workflow_events (user_id, workflow_id, op, version)
-      values (old.user_id, old.id, 'DELETE', old.version) returning id into v_seq;
+    insert into public.workflow_events (user_id, workflow_id, op, version, created_at)
+      values (old.user_id, old.id, 'DELETE', old.version, clock_timestamp()) returning id into v_seq;
     perform pg_notify('workflow_sync_events', json_build_object(
       'op', 'DELETE', 'id', old.id, 'user_id', old.user_id, 'version', old.version, 'seq', v_seq)::text);
-    insert into public.workflow_events (user_id, workflow_id, op, version)
-      values (new.user_id, new.id, 'INSERT', new.version) returning id into v_seq;
+    insert into public.workflow_events (user_id, workflow_id, op, version, created_at)
+      values (new.user_id, new.id, 'INSERT', new.version, clock_timestamp()) returning id into v_seq;
     perform pg_notify('workflow_sync_events', json_build_object(
       'op', 'INSERT', 'id', new.id, 'user_id', new.user_id, 'version', new.version, 'seq', v_seq)::text);
   elsif tg_op = 'DELETE' then
-    insert into public.workflow_events (user_id, workflow_id, op, version)
-      values (old.user_id, old.id, 'DELETE', old.version) returning id into v_seq;
+    insert into public.workflow_events (user_id, workflow_id, op, version, created_at)
+      values (old.user_id, old.id, 'DELETE', old.version, clock_timestamp()) returning id into v_seq;
     perform pg_notify('workflow_sync_events', json_build_object(
       'op', 'DELETE', 'id', old.id, 'user_id', old.user_id, 'version', old.version, 'seq', v_seq)::text);
   else
-    insert into public.workflow_events (user_id, workflow_id, op, version)
-      values (new.user_id, new.id, tg_op, new.version) returning id into v_seq;
+    insert into public.workflow_events (user_id, workflow_id, op, version, created_at)
+      values (new.user_id, new.id, tg_op, new.version, clock_timestamp()) returning id into v_seq;
     perform pg_notify('workflow_sync_events', json_build_object(
       'op', tg_op, 'id', new.id, 'user_id', new.user_id, 'version', new.version, 'seq', v_seq)::text);
   end if;

@@ -8,7 +8,9 @@ import pg from 'pg'
 import { buildTestApp, testUser } from '../helpers/app.ts'
 import type { TestApp, TestUser } from '../helpers/app.ts'
 import { expectCreate } from '../helpers/n8n-nock.ts'
+import { mintUserToken, nowSeconds, randomUserId } from '../helpers/tokens.ts'
 import { PgDatabase } from '../../src/db/pg-database.ts'
+import { EventHub, eventLogRetention } from '../../src/services/events.ts'
 import { WORKFLOW_COLUMNS } from '../../src/store/workflow-store.ts'
 
 nock.disableNetConnect()
@@ -355,6 +357,32 @@ t.test('Last-Event-ID replays exactly the missed events, then goes on live witho
   later.close()
 })
 
+t.test('event ids follow commit order: a change committed late is never behind a cursor already handed out', async (t) => {
+  const u = await testUser()
+  const w1 = await insertRow(u, 'slow')
+  const w2 = await insertRow(u, 'fast')
+  const c = await ready(base1, u)
+  // A changes w1 first but commits last; B changes w2 and commits at once
+  const slow = await admin.connect()
+  try {
+    await slow.query('begin')
+    await slow.query("update mvp_workflows set name = 'slow 2' where id = $1", [w1.id])
+    await admin.query("update mvp_workflows set name = 'fast 2' where id = $1", [w2.id])
+    await c.waitForChanges(1)
+    t.equal(JSON.parse(c.changes[0]!.data).name, 'fast 2')
+    c.close()
+    await slow.query('commit')
+  } finally {
+    slow.release()
+  }
+  // reconnecting from the cursor of B's event must still bring A's change
+  const again = await stream(base1, u, { lastEventId: c.changes[0]!.id! })
+  await again.waitForChanges(1)
+  t.match(JSON.parse(again.changes[0]!.data), { id: w1.id, name: 'slow 2' })
+  t.ok(Number(again.changes[0]!.id) > Number(c.changes[0]!.id), 'the late commit has the higher id')
+  again.close()
+})
+
 t.test('catch-up that the log cannot serve is a reset, never a silent gap', async (t) => {
   const u = await testUser()
   const w = await insertRow(u, 'r')
@@ -372,7 +400,12 @@ t.test('catch-up that the log cannot serve is a reset, never a silent gap', asyn
 
   // retention: events purged past the client's position
   await renameRow(u, w.id, 'r3')
-  await h1.db.asService((tx) => tx.query("select public.purge_workflow_events(interval '0 seconds')"))
+  const retention = eventLogRetention(h1.db, 0)
+  const wouldPurge = await retention.run(true)
+  t.ok(wouldPurge > 0, `dry run counts ${wouldPurge} events`)
+  t.ok(await retention.run(true) >= wouldPurge, 'and removes nothing')
+  t.ok(await retention.run(false) >= wouldPurge, 'the purge removes them')
+  t.equal(Number((await admin.query('select count(*) from workflow_events where user_id = $1', [u.id])).rows[0].count), 0)
   const purged = await stream(base1, u, { lastEventId: head })
   await purged.waitFor('reset', () => purged.events.some((e) => e.event === 'reset'))
   const purgedReset = purged.events.find((e) => e.event === 'reset')!
@@ -413,6 +446,59 @@ t.test('a dropped LISTEN connection is reopened and streams catch up from the lo
   c.close()
 })
 
+t.test('a LISTEN connection that silently stops delivering is found by the probe, replaced, and the streams catch up', async (t) => {
+  // The hub itself (no HTTP), on the same database, with a LISTEN that goes deaf on demand (a
+  // half-open TCP connection: no error, no notifications).
+  let deaf = false
+  const hub = new EventHub({
+    db: h1.db,
+    settings: { probeMs: 100, probeTimeoutMs: 200 },
+    listen: (db, channel, onPayload, onLost) => db.listen(channel, (p) => { if (!deaf) onPayload(p) }, onLost)
+  })
+  await hub.start()
+  t.teardown(() => hub.stop())
+  const u = await testUser()
+  const s = hub.open({ userId: u.id, claims: { sub: u.id, role: 'authenticated' } })
+  const start = await s.begin(null)
+  let out = ''
+  const sink = { write (c: string) { out += c; return true }, end () {}, destroy () {}, once () { return sink }, destroyed: false, writableEnded: false }
+  s.attach(sink, start)
+  const w = await insertRow(u, 'p0')
+  const count = (): number => (out.match(/event: workflow\./g) ?? []).length
+  const until = async (what: string, pred: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 5000
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+  await until('the insert', () => count() === 1)
+  deaf = true
+  for (let i = 1; i <= 3; i++) await renameRow(u, w.id, `p${i}`)
+  await until('the catch-up', () => count() === 4)
+  t.ok(hub.stats.listenerReconnects >= 1, 'the probe replaced the connection')
+  deaf = false
+  await renameRow(u, w.id, 'p4')
+  await until('live again', () => count() === 5)
+  const eventIds = [...out.matchAll(/^id: (\d+)\nevent: workflow\./gm)].map((m) => Number(m[1]))
+  t.equal(new Set(eventIds).size, 5, 'no duplicate')
+  t.ok(increasing(eventIds), 'in order')
+  s.close()
+})
+
+t.test('the event log under RLS: a user reads only their own events and cannot write any', async (t) => {
+  const a = await testUser()
+  const b = await testUser()
+  await insertRow(a, 'rls a')
+  await insertRow(b, 'rls b')
+  const asB = { sub: b.id, role: 'authenticated' as const }
+  const seen = await h1.db.withUser(asB, (tx) => tx.query<{ user_id: string }>('select user_id::text from workflow_events'))
+  t.ok(seen.rows.length >= 1 && seen.rows.every((r) => r.user_id === b.id), 'only own events visible')
+  await t.rejects(h1.db.withUser(asB, (tx) => tx.query("insert into workflow_events (user_id, workflow_id, op) values ($1, gen_random_uuid(), 'INSERT')", [b.id])), /permission denied/)
+  await t.rejects(h1.db.withUser(asB, (tx) => tx.query('delete from workflow_events')), /permission denied/)
+  await t.rejects(h1.db.withUser(asB, (tx) => tx.query("select public.purge_workflow_events(interval '0 seconds')")), /permission denied/)
+})
+
 t.test('at most 5 streams per user; the 6th is a 429 problem', async (t) => {
   const u = await testUser()
   const open: SseClient[] = []
@@ -422,6 +508,7 @@ t.test('at most 5 streams per user; the 6th is a 429 problem', async (t) => {
   t.match(sixth.headers.get('content-type'), /^application\/problem\+json/)
   t.ok(Number(sixth.headers.get('retry-after')) > 0, 'Retry-After')
   t.match(await sixth.json(), { code: 'rate_limited', status: 429 })
+  t.equal((await h1.app.metrics.openEventStreams.get()).values[0]?.value, h1.app.events.streamCount, 'the open-streams gauge follows')
   // another user is not affected, nor another instance (the bound is per process)
   const other = await ready(base1, await testUser())
   t.equal(other.status, 200)
@@ -501,6 +588,18 @@ t.test('heartbeat comments arrive at the configured interval', async (t) => {
   await c.waitFor('3 pings', () => c.comments.filter((x) => x === 'ping').length >= 3, 2000)
   t.pass('pings')
   c.close()
+})
+
+t.test('a stream ends with event: reauthenticate when its access token expires', async (t) => {
+  h1.app.events.configure({ heartbeatMs: 50 })
+  t.teardown(() => { h1.app.events.configure({ heartbeatMs: 15_000 }) })
+  const id = randomUserId()
+  const token = await mintUserToken({ sub: id, exp: nowSeconds() + 2 })
+  const c = await ready(base1, { id, token, auth: { authorization: `Bearer ${token}` } })
+  await c.done
+  const final = c.events.at(-1)!
+  t.equal(final.event, 'reauthenticate')
+  t.match(JSON.parse(final.data), { reason: 'reauthenticate' })
 })
 
 t.test('authentication and input', async (t) => {
