@@ -7,6 +7,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { Redis } from 'ioredis'
 import type { Config } from './config.ts'
 import type { Database } from './db/database.ts'
+import type { Store } from './store/store.ts'
 import type { N8nClient } from './services/n8n-client.ts'
 import type { TokenVerifier } from './services/token-verifier.ts'
 import configPlugin from './plugins/config.ts'
@@ -34,6 +35,8 @@ export interface AppOptions {
   config: Config
   /** Injected dependencies (tests, benchmarks); otherwise built from config. */
   db?: Database
+  /** A store made by the caller (e.g. a SupabaseStore in tests); wins over `db`. */
+  store?: Store
   n8n?: N8nClient
   tokenVerifier?: TokenVerifier
   redis?: Redis
@@ -59,7 +62,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
     })
   }
   await fastify.register(swaggerPlugin, { ui: opts.swaggerUi !== false })
-  await fastify.register(dbPlugin, { ...(opts.db ? { db: opts.db } : {}), migrate: opts.migrate !== false })
+  await fastify.register(dbPlugin, { ...(opts.store ? { store: opts.store } : opts.db ? { db: opts.db } : {}), migrate: opts.migrate !== false })
   await fastify.register(n8nPlugin, opts.n8n ? { n8n: opts.n8n } : {})
   await fastify.register(authPlugin, opts.tokenVerifier ? { tokenVerifier: opts.tokenVerifier } : {})
   await fastify.register(rateLimitPlugin, opts.redis ? { redis: opts.redis } : {})
@@ -89,7 +92,8 @@ export function loggerOptions (config: Config): FastifyServerOptions['logger'] {
         'headers.authorization', 'headers["x-n8n-api-key"]', 'authorization', 'apiKey', 'api_key', '*.apiKey', '*.api_key',
         'N8N_API_KEY', '*.N8N_API_KEY', 'CRON_SECRET', '*.CRON_SECRET', 'SUPABASE_JWT_SECRET', '*.SUPABASE_JWT_SECRET',
         'SUPABASE_SERVICE_ROLE_KEY', '*.SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_ANON_KEY', '*.SUPABASE_ANON_KEY',
-        'DATABASE_URL', '*.DATABASE_URL', 'token', '*.token', 'password', '*.password'
+        'DATABASE_URL', '*.DATABASE_URL', 'token', '*.token', 'password', '*.password',
+        'accessToken', '*.accessToken', 'apikey', '*.apikey', 'req.headers.apikey', 'serviceRoleKey', '*.serviceRoleKey', 'anonKey', '*.anonKey'
       ],
       censor: '[redacted]'
     }

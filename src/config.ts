@@ -88,3 +88,40 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
 function defaultSecret (): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
 }
+
+export type StoreMode = 'postgres' | 'supabase' | 'embedded'
+
+export interface StoreModeChoice {
+  mode: StoreMode
+  /** Why this mode, for the boot log. */
+  reason: string
+  /** Things an operator should know at boot (missing keys, ignored settings). */
+  warnings: string[]
+}
+
+/**
+ * Where the data lives: `DATABASE_URL` → Postgres; otherwise `SUPABASE_URL` + `SUPABASE_ANON_KEY` →
+ * Supabase through supabase-js; otherwise the embedded PGlite.
+ */
+export function selectStoreMode (c: Pick<Config, 'DATABASE_URL' | 'SUPABASE_URL' | 'SUPABASE_ANON_KEY' | 'SUPABASE_SERVICE_ROLE_KEY' | 'PGLITE_DIR'>): StoreModeChoice {
+  const warnings: string[] = []
+  if (c.DATABASE_URL) {
+    if (c.SUPABASE_ANON_KEY || c.SUPABASE_SERVICE_ROLE_KEY) {
+      warnings.push('DATABASE_URL is set, so SUPABASE_ANON_KEY / SUPABASE_SERVICE_ROLE_KEY are not used for data (Postgres mode wins); SUPABASE_URL still serves token verification')
+    }
+    return { mode: 'postgres', reason: 'DATABASE_URL is set: server Postgres through pg (migrations are applied at boot)', warnings }
+  }
+  if (c.SUPABASE_URL && c.SUPABASE_ANON_KEY) {
+    if (!c.SUPABASE_SERVICE_ROLE_KEY) {
+      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set; user routes work')
+    }
+    return { mode: 'supabase', reason: 'SUPABASE_URL and SUPABASE_ANON_KEY are set and DATABASE_URL is not: Supabase through supabase-js (the schema is applied with `supabase db push`, not at boot)', warnings }
+  }
+  if (c.SUPABASE_URL && !c.SUPABASE_ANON_KEY) {
+    warnings.push('SUPABASE_URL is set without SUPABASE_ANON_KEY: it serves token verification only; set SUPABASE_ANON_KEY (and SUPABASE_SERVICE_ROLE_KEY) to keep the data in the Supabase project, or DATABASE_URL for its Postgres')
+  } else if (!c.SUPABASE_URL && c.SUPABASE_ANON_KEY) {
+    warnings.push('SUPABASE_ANON_KEY is set without SUPABASE_URL: it is not used')
+  }
+  const where = c.PGLITE_DIR === 'memory' ? 'in memory (data is lost at exit)' : `in ${c.PGLITE_DIR}`
+  return { mode: 'embedded', reason: `neither DATABASE_URL nor SUPABASE_URL + SUPABASE_ANON_KEY is set: embedded PGlite ${where}`, warnings }
+}

@@ -31,13 +31,6 @@ const app = await buildApp({ config }).catch((err: unknown) => {
   process.exit(1)
 })
 
-if (config.devAuth) {
-  const token = await demoToken(config)
-  app.log.warn('No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production). Tokens signed with it die with this process.')
-  // Printed on stdout on purpose, outside the log stream, so a person can copy it into Swagger UI.
-  process.stdout.write(`\n  Demo user ${DEMO_USER_ID} — paste into Swagger UI's "Authorize" at http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}/docs\n\n  ${token}\n\n`)
-}
-
 // SIGTERM/SIGINT: stop accepting, let in-flight requests and tracked work finish within
 // SHUTDOWN_TIMEOUT_MS (src/plugins/lifecycle.ts), close event streams and pools, exit 0.
 // A close that overruns the bound by 2 s exits with 1.
@@ -71,4 +64,13 @@ try {
 } catch (err) {
   app.log.error({ err }, 'could not listen')
   process.exit(1)
+}
+
+if (config.devAuth) {
+  const token = await demoToken(config)
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : config.PORT
+  app.log.warn('No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production). Tokens signed with it die with this process.')
+  // Printed on stdout on purpose, outside the log stream, so a person can copy it into Swagger UI.
+  process.stdout.write(`\n  Demo user ${DEMO_USER_ID} (valid 12 h) — open http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}/docs, press "Authorize" and paste:\n\n  ${token}\n\n`)
 }

@@ -69,8 +69,10 @@ export function isConnectionError (err: unknown): boolean {
   const e = err as { code?: string, message?: string }
   const code = e.code ?? ''
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH'].includes(code)) return true
-  // class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now; 53300 too many connections
-  if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true
+  // class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now;
+  // 53300: too many connections; 3D000: the database does not exist (dropped, or a wrong URL);
+  // 28000/28P01: the server refuses our credentials. None of them is the request's fault.
+  if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300', '3D000', '28000', '28P01'].includes(code)) return true
   const msg = e.message ?? ''
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(msg)
 }

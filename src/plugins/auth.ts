@@ -2,6 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TokenVerifier } from '../services/token-verifier.ts'
+import { supabaseUserCheck } from '../services/supabase-auth.ts'
 import type { UserIdentity } from '../services/token-verifier.ts'
 import { AppError } from '../services/errors.ts'
 import { serviceScope, userScope } from '../store/scope.ts'
@@ -42,11 +43,18 @@ function withChallenge (err: unknown): unknown {
 
 async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVerifier }): Promise<void> {
   const c = app.config
+  // Without the legacy secret, an HS256 token cannot be verified locally: with the project's URL
+  // and anon key, Supabase Auth itself is asked (auth.getUser), and its answer cached.
+  const remote = !c.SUPABASE_JWT_SECRET && c.SUPABASE_URL && c.SUPABASE_ANON_KEY
+    ? supabaseUserCheck({ url: c.SUPABASE_URL, anonKey: c.SUPABASE_ANON_KEY })
+    : undefined
   const verifier = opts.tokenVerifier ?? new TokenVerifier({
     ...(c.SUPABASE_JWT_SECRET ? { jwtSecret: c.SUPABASE_JWT_SECRET } : {}),
     ...(c.jwksUrl ? { jwksUrl: c.jwksUrl } : {}),
-    ...(c.issuer ? { issuer: c.issuer } : {})
+    ...(c.issuer ? { issuer: c.issuer } : {}),
+    ...(remote ? { remoteVerify: remote } : {})
   })
+  if (remote && !opts.tokenVerifier) app.log.info('auth: no SUPABASE_JWT_SECRET; HS256 tokens are verified by Supabase Auth (GET /auth/v1/user), cached until their exp (at most 5 min)')
   // Hash both sides so the comparison takes the same time whatever the lengths.
   const cronDigest = c.CRON_SECRET ? createHash('sha256').update(c.CRON_SECRET).digest() : null
   const isCronSecret = (token: string): boolean => {
@@ -63,7 +71,7 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
     try {
       const identity = await verifier.verifyUser(token)
       request.user = identity
-      request.scope = userScope({ ...identity.claims, sub: identity.userId, role: 'authenticated' })
+      request.scope = userScope({ ...identity.claims, sub: identity.userId, role: 'authenticated' }, token)
     } catch (err) {
       throw withChallenge(err)
     }

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod'
+import { hasZodFastifySchemaValidationErrors, ResponseSerializationError } from 'fastify-type-provider-zod'
 import { AppError, problemStatus, problemTitles } from '../services/errors.ts'
 import type { ProblemCode, ValidationIssue } from '../services/errors.ts'
 import { mapDbError } from '../db/pg-database.ts'
@@ -64,7 +64,9 @@ export function toProblem (request: FastifyRequest, err: unknown): { body: Probl
 async function errorsPlugin (app: FastifyInstance): Promise<void> {
   app.setErrorHandler((err, request, reply) => {
     const { body, headers, unexpected } = toProblem(request, err)
-    if (unexpected || isResponseSerializationError(err as never)) {
+    // instanceof, not the library's isResponseSerializationError: that one only checks for a
+    // `method` property, which every N8nError has, so each n8n refusal was logged as unhandled.
+    if (unexpected || err instanceof ResponseSerializationError) {
       request.log.error({ err }, 'unhandled error')
     } else if (body.status >= 500) {
       request.log.warn({ code: body.code, detail: body.detail }, 'dependency unavailable')

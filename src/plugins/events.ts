@@ -5,7 +5,7 @@ import type { EventHubSettings } from '../services/events.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Live workflow events (GET /events): one LISTEN connection, fanned out to the streams. */
+    /** Live workflow events (GET /events): one LISTEN connection, fanned out to the streams (Postgres modes only). */
     events: EventHub
   }
 }
@@ -15,6 +15,9 @@ export interface EventsPluginOptions {
 }
 
 async function eventsPlugin (app: FastifyInstance, opts: EventsPluginOptions): Promise<void> {
+  // Supabase mode has no LISTEN (no database session): GET /events answers 503 there and
+  // dashboards subscribe to Supabase Realtime instead (see the route). No hub, no `app.events`.
+  if (app.store.kind === 'supabase') return
   const hub = new EventHub({
     db: app.db,
     logger: app.log.child({ component: 'events' }),

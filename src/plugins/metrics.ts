@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { MetricObjectWithValues, MetricValueWithName } from 'prom-client'
+import type { PoolStats } from '../db/database.ts'
 import type { N8nCallInfo } from '../services/n8n-client.ts'
 
 export type SyncMetricStatus = 'success' | 'partial' | 'failed'
@@ -212,12 +213,16 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   })
 
   // Database pool, read on every scrape.
-  const poolGauge = (name: string, help: string, pick: (s: ReturnType<FastifyInstance['db']['poolStats']>) => number): void => {
+  // (Supabase mode has no pool: the gauges stay empty.)
+  const poolGauge = (name: string, help: string, pick: (s: PoolStats) => number): void => {
     new Gauge({
       name: `${METRIC_PREFIX}db_pool_${name}`,
       help,
       registers,
-      collect () { this.set(pick(app.db.poolStats())) }
+      collect () {
+        const stats = app.store.poolStats()
+        if (stats) this.set(pick(stats))
+      }
     })
   }
   poolGauge('connections_total', 'Connections the database pool holds (idle and in use)', (s) => s.total)

@@ -5,7 +5,7 @@ import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../services/sync-engine.ts'
 import type { SyncHooks } from '../services/sync-engine.ts'
 import { CleanupService } from '../services/cleanup.ts'
-import { eventLogRetention } from '../services/events.ts'
+import { serviceScope } from '../store/scope.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,7 +22,7 @@ export interface ServicesPluginOptions {
 
 async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions): Promise<void> {
   const workflowService = new WorkflowService({
-    db: app.db,
+    store: app.store,
     n8n: app.n8n,
     logger: app.log.child({ component: 'workflows' }),
     idempotencyTtlHours: app.config.IDEMPOTENCY_TTL_HOURS,
@@ -30,7 +30,7 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
   })
   app.decorate('workflowService', workflowService)
   app.decorate('syncEngine', new SyncEngine({
-    db: app.db,
+    store: app.store,
     n8n: app.n8n,
     logger: app.log.child({ component: 'sync' }),
     concurrency: app.config.N8N_CONCURRENCY,
@@ -38,14 +38,14 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
   app.decorate('cleanup', new CleanupService({
-    db: app.db,
+    store: app.store,
     n8n: app.n8n,
     logger: app.log.child({ component: 'cleanup' }),
     graceMinutes: app.config.CLEANUP_GRACE_MINUTES,
     syncLogRetentionDays: app.config.SYNC_LOG_RETENTION_DAYS,
     executionRetentionDays: app.config.EXECUTION_RETENTION_DAYS,
     // The event log only serves Last-Event-ID catch-up: a day of it is plenty.
-    extraPurges: [eventLogRetention(app.db, 24)]
+    extraPurges: [{ name: 'workflow_events', run: (dryRun) => app.store.purgeEventLog(serviceScope, 24, dryRun) }]
   }))
 }
 

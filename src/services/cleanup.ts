@@ -1,9 +1,8 @@
 import type { Database } from '../db/database.ts'
 import { serviceScope } from '../store/scope.ts'
-import { inScope } from '../store/scope.ts'
-import { ownedN8nWorkflows, purgeExpiredData } from '../store/cleanup-store.ts'
 import type { PurgeCounts } from '../store/cleanup-store.ts'
-import { recordSyncLog } from '../store/sync-store.ts'
+import { PostgresStore } from '../store/postgres-store.ts'
+import type { Store } from '../store/store.ts'
 import { AppError, isAppError } from './errors.ts'
 import type { N8nClient, N8nWorkflow } from './n8n-client.ts'
 import { MARKER_KEY } from './workflow-service.ts'
@@ -11,7 +10,10 @@ import { MARKER_KEY } from './workflow-service.ts'
 export type CleanupN8n = Pick<N8nClient, 'iterateWorkflows' | 'deleteWorkflow'>
 
 export interface CleanupOptions {
-  db: Database
+  /** Where the data lives (Postgres or Supabase); the service scope needs its service access. */
+  store?: Store
+  /** Shorthand for `store: new PostgresStore(db)`. */
+  db?: Database
   n8n: CleanupN8n
   logger: { info(obj: object, msg?: string): void, warn(obj: object, msg?: string): void }
   graceMinutes: number
@@ -42,7 +44,6 @@ export interface CleanupReport {
 }
 
 const USER_PREFIX = '[USR-'
-const LOCK_CLEANUP = 741_855
 
 /**
  * Housekeeping for the cron route. An orphan is an n8n workflow named `[USR-…` that no row owns:
@@ -53,13 +54,17 @@ const LOCK_CLEANUP = 741_855
  */
 export class CleanupService {
   private readonly o: CleanupOptions
+  private readonly store: Store
 
   constructor (opts: CleanupOptions) {
     this.o = opts
+    if (opts.store) this.store = opts.store
+    else if (opts.db) this.store = new PostgresStore(opts.db)
+    else throw new TypeError('CleanupService needs a store (or a db)')
   }
 
   async run (opts: { dryRun: boolean }): Promise<CleanupReport> {
-    const lock = await this.o.db.withAdvisoryLock(LOCK_CLEANUP, 'cleanup', () => this.runLocked(opts.dryRun), { wait: false })
+    const lock = await this.store.withLock(serviceScope, { name: 'cleanup' }, () => this.runLocked(opts.dryRun), { wait: false })
     if (!lock.acquired) throw new AppError('conflict', 'A cleanup is already running')
     return lock.value
   }
@@ -90,7 +95,7 @@ export class CleanupService {
       for (let i = 0; i < candidates.length; i += 500) {
         const chunk = candidates.slice(i, i + 500)
         const markerIds = chunk.map(markerRowId).filter((x): x is string => x !== null)
-        const owned = await inScope(this.o.db, serviceScope, (tx) => ownedN8nWorkflows(tx, chunk.map((w) => w.id), markerIds))
+        const owned = await this.store.ownedN8nWorkflows(serviceScope, chunk.map((w) => w.id), markerIds)
         for (const w of chunk) {
           const marker = markerRowId(w)
           if (owned.n8nIds.has(w.id) || (marker !== null && owned.rowIds.has(marker))) continue
@@ -118,8 +123,7 @@ export class CleanupService {
     }
 
     try {
-      const counts: PurgeCounts = await inScope(this.o.db, serviceScope, (tx) =>
-        purgeExpiredData(tx, this.o.syncLogRetentionDays, this.o.executionRetentionDays, dryRun))
+      const counts: PurgeCounts = await this.store.purgeExpiredData(serviceScope, this.o.syncLogRetentionDays, this.o.executionRetentionDays, dryRun)
       report.purged.sync_logs = Number(counts.sync_logs)
       report.purged.executions = Number(counts.executions)
       report.purged.idempotency_keys = Number(counts.idempotency_keys)
@@ -132,7 +136,7 @@ export class CleanupService {
     report.status = failures === 0 ? 'success' : (report.errors.length >= 2 ? 'failed' : 'partial')
     report.duration_ms = Math.round(performance.now() - started)
     if (!dryRun) {
-      report.sync_log_id = await inScope(this.o.db, serviceScope, (tx) => recordSyncLog(tx, {
+      report.sync_log_id = await this.store.recordSyncLog(serviceScope, {
         sync_type: 'cleanup',
         status: report.status,
         duration_ms: report.duration_ms,
@@ -147,7 +151,7 @@ export class CleanupService {
           purged: report.purged
         },
         user_id: null
-      }))
+      })
     }
     return report
   }

@@ -17,6 +17,10 @@
 //   status 503): the identity provider being unreachable is not the client's fault.
 // - Successful verifications are cached under the SHA-256 of the full token until the token's
 //   `exp` (never beyond); bounded LRU. Failures are never cached.
+// - Remote fallback (option remoteVerify, Supabase's `auth.getUser`): only for an HS256 token while
+//   no secret is configured (a project on the legacy secret whose secret this service was not
+//   given). The provider's answer is cached like a local one, but at most remoteCacheTtlMs; the
+//   role/aud/iss/sub checks of verifyUser / verifyService apply to its claims all the same.
 import { createHash, webcrypto } from 'node:crypto'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import type { CryptoKey, JWK, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
@@ -66,6 +70,15 @@ export interface TokenVerifierOptions {
   now?: () => number
   /** Called when a JWKS fetch fails (for logging). */
   onJwksError?: (err: unknown) => void
+  /**
+   * Fallback for tokens that no local key can verify (an HS256 token while no jwtSecret is
+   * configured): asks the identity provider (Supabase: `auth.getUser(token)`) and answers the
+   * token's claims, or throws invalid_token / token_expired (401) or a 503. The answer is cached
+   * like a local verification, until the token's `exp` and at most `remoteCacheTtlMs`.
+   */
+  remoteVerify?: (token: string) => Promise<VerifiedClaims>
+  /** Longest a remotely verified token is trusted without asking again. Default 300 000 (5 min). */
+  remoteCacheTtlMs?: number
 }
 
 export interface TokenVerifierStats {
@@ -76,6 +89,8 @@ export interface TokenVerifierStats {
   cacheSize: number
   /** Calls of jose's jwtVerify (signature checks actually performed). */
   signatureVerifications: number
+  /** Tokens checked with the identity provider (remoteVerify). */
+  remoteVerifications: number
   jwksFetches: number
   jwksFetchFailures: number
   /** A JWKS fetch is running right now. */
@@ -152,6 +167,10 @@ export class TokenVerifier {
   readonly #fetch: typeof fetch
   readonly #now: () => number
   readonly #onJwksError: ((err: unknown) => void) | undefined
+  readonly #remoteVerify: ((token: string) => Promise<VerifiedClaims>) | undefined
+  readonly #remoteTtlMs: number
+  /** Claims that came from remoteVerify (their cache entries get the shorter bound). */
+  readonly #remoteClaims = new WeakSet<object>()
 
   #keySet: KeySet | null = null
   #inflight: Promise<boolean> | null = null
@@ -159,7 +178,7 @@ export class TokenVerifier {
 
   readonly #cache = new Map<string, CacheEntry>()
   readonly #pending = new Map<string, Promise<VerifiedClaims>>()
-  readonly #stats = { cacheHits: 0, cacheMisses: 0, signatureVerifications: 0, jwksFetches: 0, jwksFetchFailures: 0 }
+  readonly #stats = { cacheHits: 0, cacheMisses: 0, signatureVerifications: 0, remoteVerifications: 0, jwksFetches: 0, jwksFetchFailures: 0 }
 
   constructor (options: TokenVerifierOptions) {
     const secret = options.jwtSecret === undefined || options.jwtSecret === '' ? undefined : options.jwtSecret
@@ -183,6 +202,8 @@ export class TokenVerifier {
     this.#fetch = options.fetch ?? globalThis.fetch
     this.#now = options.now ?? Date.now
     this.#onJwksError = options.onJwksError
+    this.#remoteVerify = options.remoteVerify
+    this.#remoteTtlMs = positiveOr(options.remoteCacheTtlMs, 300_000, 'remoteCacheTtlMs')
   }
 
   get stats (): TokenVerifierStats {
@@ -260,7 +281,7 @@ export class TokenVerifier {
 
   #remember (key: string, claims: VerifiedClaims): void {
     if (this.#maxEntries === 0) return
-    const expMs = claims.exp * 1000
+    const expMs = this.#remoteClaims.has(claims) ? Math.min(claims.exp * 1000, this.#now() + this.#remoteTtlMs) : claims.exp * 1000
     if (this.#now() >= expMs) return // accepted within the clock tolerance only: don't keep it
     while (this.#cache.size >= this.#maxEntries) {
       const oldest = this.#cache.keys().next()
@@ -287,7 +308,22 @@ export class TokenVerifier {
 
     let key: CryptoKey
     if (alg === 'HS256') {
-      if (this.#secret === undefined) throw invalidToken('HS256 without a secret')
+      if (this.#secret === undefined) {
+        if (this.#remoteVerify === undefined) throw invalidToken('HS256 without a secret')
+        // No local key can verify it: the identity provider decides.
+        this.#stats.remoteVerifications++
+        const claims = await this.#remoteVerify(token)
+        if (typeof claims.role !== 'string' || typeof claims.exp !== 'number') throw invalidToken('remote claims')
+        if (claims.exp * 1000 <= this.#now()) {
+          throw new AppError('token_expired', EXPIRED_MESSAGE, {
+            headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="The access token expired"' },
+            cause: 'exp'
+          })
+        }
+        const frozen = deepFreeze({ ...claims })
+        this.#remoteClaims.add(frozen)
+        return frozen
+      }
       key = await this.#getHmacKey()
     } else if (ASYMMETRIC_ALGS.has(alg)) {
       if (this.#jwksUrl === undefined) throw invalidToken('asymmetric alg without a JWKS')

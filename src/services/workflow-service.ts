@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { Database } from '../db/database.ts'
-import { inScope, readInScope } from '../store/scope.ts'
+import { PostgresStore } from '../store/postgres-store.ts'
 import type { Scope } from '../store/scope.ts'
-import * as store from '../store/workflow-store.ts'
+import type { Store, WorkflowListQuery } from '../store/store.ts'
+import type * as store from '../store/workflow-store.ts'
 import type { WorkflowRow } from '../store/workflow-store.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import { AppError } from './errors.ts'
@@ -18,7 +19,10 @@ export interface Logger {
 export type WorkflowN8n = Pick<N8nClient, 'listWorkflows' | 'createWorkflow' | 'updateWorkflow' | 'deleteWorkflow' | 'activateWorkflow' | 'deactivateWorkflow' | 'getWorkflow'>
 
 export interface WorkflowServiceOptions {
-  db: Database
+  /** Where workflows live (Postgres or Supabase). */
+  store?: Store
+  /** Shorthand for `store: new PostgresStore(db)`. */
+  db?: Database
   n8n: WorkflowN8n
   logger: Logger
   idempotencyTtlHours?: number
@@ -49,8 +53,6 @@ export interface ListResult {
 // The marker left in n8n's staticData: it names the row a workflow belongs to, so a deploy retried
 // after a crash adopts the workflow an earlier attempt created instead of creating a second one.
 export const MARKER_KEY = 'workflow_sync'
-
-const ADVISORY_DEPLOY = 741_860
 
 export function n8nName (userId: string, name: string): string {
   return `[USR-${userId.replace(/-/g, '').slice(0, 8)}] ${name}`
@@ -95,14 +97,16 @@ function notFound (): AppError {
 }
 
 export class WorkflowService {
-  private readonly db: Database
+  private readonly store: Store
   private readonly n8n: WorkflowN8n
   private readonly log: Logger
   private readonly ttlHours: number
   private readonly afterN8nCreate: WorkflowServiceOptions['afterN8nCreate']
 
   constructor (opts: WorkflowServiceOptions) {
-    this.db = opts.db
+    if (opts.store) this.store = opts.store
+    else if (opts.db) this.store = new PostgresStore(opts.db)
+    else throw new TypeError('WorkflowService needs a store (or a db)')
     this.n8n = opts.n8n
     this.log = opts.logger
     this.ttlHours = opts.idempotencyTtlHours ?? 24
@@ -110,12 +114,12 @@ export class WorkflowService {
   }
 
   async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined }): Promise<ListResult> {
-    const userId = userIdOf(scope)
-    const filter: store.ListFilter = { userId, limit: q.limit + 1 }
+    userIdOf(scope)
+    const filter: WorkflowListQuery = { limit: q.limit + 1 }
     if (q.cursor) filter.after = decodeCursor(q.cursor)
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
-    const rows = await readInScope(this.db, scope, (q) => store.listWorkflows(q, filter))
+    const rows = await this.store.listWorkflows(scope, filter)
     const page = rows.slice(0, q.limit)
     const last = page[page.length - 1]
     return {
@@ -125,7 +129,7 @@ export class WorkflowService {
   }
 
   async get (scope: Scope, id: string): Promise<Workflow> {
-    const row = await readInScope(this.db, scope, (q) => store.getWorkflow(q, scope.kind === 'user' ? scope.userId : null, id))
+    const row = await this.store.getWorkflow(scope, id)
     if (!row) throw notFound()
     return publicWorkflow(row)
   }
@@ -137,41 +141,22 @@ export class WorkflowService {
   async create (scope: Scope, input: CreateInput, idempotencyKey?: string): Promise<CreateResult> {
     const userId = userIdOf(scope)
     const requestHash = createHash('sha256').update(JSON.stringify(input)).digest('hex')
-    const started = await inScope(this.db, scope, async (tx) => {
-      if (idempotencyKey) {
-        const existing = await store.claimIdempotencyKey(tx, userId, idempotencyKey, requestHash, this.ttlHours)
-        if (existing) {
-          if (existing.request_hash !== requestHash) {
-            throw new AppError('conflict', 'This Idempotency-Key was already used with a different request body')
-          }
-          if (existing.status_code !== null) {
-            return { replay: { statusCode: existing.status_code, body: existing.response as Workflow } }
-          }
-          if (existing.workflow_id) {
-            // The first request with this key died midway: resume its deploy, with its wishes
-            // (same hash, so the same body: `active` included).
-            const row = await store.getWorkflow(tx, userId, existing.workflow_id)
-            if (row) return { row, wantActive: input.active }
-          }
-        }
-      }
-      const row = await store.insertWorkflow(tx, {
-        userId,
-        name: input.name,
-        description: input.description ?? null,
-        nodes: input.nodes,
-        connections: input.connections,
-        settings: input.settings,
-        active: false
-      })
-      if (idempotencyKey) await store.linkIdempotencyKey(tx, userId, idempotencyKey, row.id)
-      return { row, wantActive: input.active }
-    })
-    if ('replay' in started && started.replay) {
-      return { statusCode: started.replay.statusCode, body: started.replay.body, replayed: true }
+    // One atomic step (SQL function create_workflow): claim the key (a different body is a 409), or
+    // replay its stored answer, or resume the row of a first request that died midway; otherwise
+    // insert the row (pending, inactive) and link it to the key.
+    const started = await this.store.createWorkflow(scope, {
+      name: input.name,
+      description: input.description ?? null,
+      nodes: input.nodes,
+      connections: input.connections,
+      settings: input.settings
+    }, idempotencyKey ? { key: idempotencyKey, requestHash, ttlHours: this.ttlHours } : undefined)
+    if (started.outcome === 'replay') {
+      return { statusCode: started.statusCode, body: started.response, replayed: true }
     }
-    const row = started.row as WorkflowRow
-    const activate = ('wantActive' in started && started.wantActive) || row.active
+    // A resumed request has the same hash, so the same body: its wishes (`active` included) hold.
+    const row = started.workflow
+    const activate = input.active || row.active
     if (!idempotencyKey) {
       return { statusCode: 201, body: publicWorkflow(await this.deploy(scope, row.id, { activate })), replayed: false }
     }
@@ -179,22 +164,32 @@ export class WorkflowService {
     // key is looked at again once the lock is ours: a concurrent request with the same key (which
     // cannot tell an in-flight first request from a dead one) waits for it and replays its answer
     // instead of deploying a second time.
-    const result = await this.withDeployLock(row.id, async (): Promise<CreateResult> => {
-      const current = await inScope(this.db, scope, (tx) => store.getIdempotencyKey(tx, userId, idempotencyKey))
+    const result = await this.withDeployLock(scope, row.id, userId, async (): Promise<CreateResult> => {
+      const current = await this.store.getIdempotencyRecord(scope, idempotencyKey)
       if (current && current.request_hash === requestHash && current.status_code !== null) {
         return { statusCode: current.status_code, body: current.response as Workflow, replayed: true }
       }
       const body = publicWorkflow(await this.deployLocked(scope, row.id, { activate }))
-      await inScope(this.db, scope, (tx) => store.completeIdempotencyKey(tx, userId, idempotencyKey, 201, body))
+      await this.store.completeIdempotencyKey(scope, idempotencyKey, 201, body)
       return { statusCode: 201, body, replayed: false }
     })
     if (!result.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
     return result.value
   }
 
-  /** One deploy (or delete) per workflow at a time, across replicas. */
-  private withDeployLock<T> (id: string, fn: () => Promise<T>): Promise<{ acquired: true, value: T } | { acquired: false }> {
-    return this.db.withAdvisoryLock(ADVISORY_DEPLOY, id, fn)
+  /**
+   * One deploy (or delete) per workflow at a time, across replicas. The lock belongs to the
+   * workflow's owner (Supabase leases live under the owner's key prefix): a user's own, or, for the
+   * service, read from the row.
+   */
+  private async withDeployLock<T> (scope: Scope, id: string, ownerId: string | null, fn: () => Promise<T>): Promise<{ acquired: true, value: T } | { acquired: false }> {
+    let owner = ownerId ?? (scope.kind === 'user' ? scope.userId : null)
+    if (owner === null) {
+      const row = await this.store.getWorkflow(scope, id)
+      if (!row) throw notFound()
+      owner = row.user_id
+    }
+    return this.store.withLock(scope, { name: 'deploy', workflowId: id, ownerId: owner }, fn)
   }
 
   /**
@@ -204,18 +199,14 @@ export class WorkflowService {
    * One deploy per workflow at a time, across replicas.
    */
   async deploy (scope: Scope, id: string, opts: { activate?: boolean } = {}): Promise<WorkflowRow> {
-    const result = await this.withDeployLock(id, () => this.deployLocked(scope, id, opts))
+    const result = await this.withDeployLock(scope, id, null, () => this.deployLocked(scope, id, opts))
     if (!result.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
     return result.value
   }
 
   private async deployLocked (scope: Scope, id: string, opts: { activate?: boolean }): Promise<WorkflowRow> {
-    const ownerFilter = scope.kind === 'user' ? scope.userId : null
-    const row = await inScope(this.db, scope, async (tx) => {
-      const r = await store.getWorkflow(tx, ownerFilter, id, true)
-      if (r) await store.countDeployAttempt(tx, id)
-      return r
-    })
+    // Atomic (SQL function begin_deploy): lock the row, count this attempt; the row as it was before.
+    const row = await this.store.beginDeploy(scope, id)
     if (!row) throw notFound()
     const wantActive = opts.activate ?? row.active
     const definition = {
@@ -253,20 +244,20 @@ export class WorkflowService {
       }
       phase = 'activation'
       // Record the n8n id before activating, so an activation failure cannot orphan it.
-      await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, { status: 'deployed', n8nWorkflowId: n8nId, lastError: null }))
+      await this.store.recordDeployOutcome(scope, id, { status: 'deployed', n8nWorkflowId: n8nId, lastError: null })
       if (wantActive) await this.n8n.activateWorkflow(n8nId)
       else if (row.active) await this.n8n.deactivateWorkflow(n8nId)
-      const done = await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, { status: 'deployed', lastError: null, active: wantActive }))
+      const done = await this.store.recordDeployOutcome(scope, id, { status: 'deployed', lastError: null, active: wantActive })
       if (!done) throw notFound()
       return done
     } catch (err) {
       // Only n8n's failures are outcomes of the deploy; our own (database, not_found) propagate.
       if (!isN8nError(err)) throw err
       const outcome = deployFailure(err, phase, wantActive)
-      const saved = await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, {
+      const saved = await this.store.recordDeployOutcome(scope, id, {
         ...outcome,
         ...(n8nId !== null ? { n8nWorkflowId: n8nId } : {})
-      }))
+      })
       this.log.warn({ workflowId: id, code: err.code, phase }, 'deploy did not complete')
       if (!saved) throw notFound()
       return saved
@@ -298,24 +289,19 @@ export class WorkflowService {
   }
 
   async update (scope: Scope, id: string, changes: store.WorkflowChanges, ifMatch?: string): Promise<Workflow> {
-    const userId = userIdOf(scope)
+    userIdOf(scope)
     // `If-Match: *` (any current version) only requires the workflow to exist, as RFC 9110 has it.
     const expected = ifMatch === undefined || ifMatch.trim() === '*' ? undefined : parseVersion(ifMatch)
-    const updated = await inScope(this.db, scope, async (tx) => {
-      const r = await store.updateWorkflowDefinition(tx, userId, id, changes, expected)
-      if (!r && expected !== undefined && await store.getWorkflow(tx, userId, id)) {
-        throw new AppError('precondition_failed', 'The workflow changed since that version; fetch it again and retry with its current version')
-      }
-      return r
-    })
+    // Atomic (SQL function update_workflow_definition): a version mismatch is 412 precondition_failed.
+    const updated = await this.store.updateWorkflowDefinition(scope, id, changes, expected)
     if (!updated) throw notFound()
     // Make n8n match; a workflow that was never deployed or went missing is deployed now.
     return publicWorkflow(await this.deploy(scope, id))
   }
 
   async setActive (scope: Scope, id: string, active: boolean): Promise<Workflow> {
-    const userId = userIdOf(scope)
-    const row = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, userId, id))
+    userIdOf(scope)
+    const row = await this.store.getWorkflow(scope, id)
     if (!row) throw notFound()
     let n8nId = row.n8n_workflow_id
     if (!n8nId || row.status !== 'deployed') {
@@ -331,16 +317,13 @@ export class WorkflowService {
       else await this.n8n.deactivateWorkflow(n8nId)
     } catch (err) {
       if (isN8nNotFound(err)) {
-        await inScope(this.db, scope, (tx) => store.recordDeployOutcome(tx, id, { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it' }))
+        await this.store.recordDeployOutcome(scope, id, { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it' })
         throw new AppError('conflict', 'The workflow is missing in n8n; redeploy it with POST /workflows/{id}/redeploy, then retry')
       }
       throw err
     }
-    const saved = await inScope(this.db, scope, async (tx) => {
-      const r = row.active === active ? await store.getWorkflow(tx, userId, id) : await store.setActive(tx, userId, id, active)
-      if (r && r.last_error) return store.recordDeployOutcome(tx, id, { status: 'deployed', lastError: null })
-      return r
-    })
+    // Atomic (SQL function set_workflow_active): `active` follows n8n, an old deploy error is cleared.
+    const saved = await this.store.setWorkflowActive(scope, id, active)
     if (!saved) throw notFound()
     return publicWorkflow(saved)
   }
@@ -354,15 +337,15 @@ export class WorkflowService {
   /** n8n first (its 404 counts as gone), then the row. */
   async delete (scope: Scope, id: string): Promise<void> {
     const userId = userIdOf(scope)
-    const exists = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, userId, id))
+    const exists = await this.store.getWorkflow(scope, id)
     if (!exists) throw notFound()
-    const lock = await this.withDeployLock(id, async () => {
+    const lock = await this.withDeployLock(scope, id, userId, async () => {
       // Read again under the lock: a deploy that finished meanwhile may have set the n8n id.
-      const row = await inScope(this.db, scope, (tx) => store.getWorkflow(tx, userId, id))
+      const row = await this.store.getWorkflow(scope, id)
       if (!row) throw notFound()
       const n8nId = row.n8n_workflow_id ?? (row.deploy_attempts > 0 ? (await this.findByMarker(row))?.id : undefined)
       if (n8nId) await this.n8n.deleteWorkflow(n8nId)
-      const deleted = await inScope(this.db, scope, (tx) => store.deleteWorkflow(tx, userId, id))
+      const deleted = await this.store.deleteWorkflow(scope, id)
       if (!deleted) throw notFound()
     })
     if (!lock.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')

@@ -1,12 +1,19 @@
 import type { Database, Queryable, UserClaims } from '../db/database.ts'
 
 // Who a piece of work runs as: a signed-in user under RLS, or the service (cron routes only).
+// A user scope made by the auth plugin also carries the caller's raw access token, which the
+// Supabase store forwards so that Supabase's own RLS applies. The token is a non-enumerable
+// property: JSON.stringify, pino and util.inspect never show it, and a spread copy drops it.
 export type Scope =
-  | { kind: 'user', userId: string, claims: UserClaims }
+  | { kind: 'user', userId: string, claims: UserClaims, readonly accessToken?: string }
   | { kind: 'service' }
 
-export function userScope (claims: UserClaims): Scope {
-  return { kind: 'user', userId: claims.sub, claims }
+export function userScope (claims: UserClaims, accessToken?: string): Scope {
+  const scope: Scope = { kind: 'user', userId: claims.sub, claims }
+  if (accessToken !== undefined) {
+    Object.defineProperty(scope, 'accessToken', { value: accessToken, enumerable: false, writable: false, configurable: false })
+  }
+  return scope
 }
 
 export const serviceScope: Scope = { kind: 'service' }

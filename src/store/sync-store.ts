@@ -27,6 +27,8 @@ export interface ExecutionInput {
 
 export interface IngestOptions {
   complete?: boolean
+  /** With complete: false = never hold the stop point below open rows (re-check them by id). */
+  hold?: boolean
   ceiling?: string
   started_before?: string
   advance?: boolean
@@ -50,11 +52,15 @@ export interface IngestResult {
 
 export async function listSyncTargets (tx: Queryable, filter: { workflowIds?: string[] | null } = {}): Promise<SyncTarget[]> {
   const ids = filter.workflowIds ?? null
+  // The effective stop point (see workflow_scan_floors in the migration).
   const res = await tx.query<SyncTarget>(
-    `select id, user_id, name, active, status, n8n_workflow_id, execution_floor_id::text as execution_floor_id
-       from public.mvp_workflows
-      where ($1::uuid[] is null or id = any($1::uuid[]))
-      order by user_id, id`,
+    `select m.id, m.user_id, m.name, m.active, m.status, m.n8n_workflow_id,
+            (case when m.execution_floor_id is null then null
+                  else greatest(m.execution_floor_id, f.floor_id) end)::text as execution_floor_id
+       from public.mvp_workflows m
+       left join public.workflow_scan_floors f on f.workflow_id = m.id
+      where ($1::uuid[] is null or m.id = any($1::uuid[]))
+      order by m.user_id, m.id`,
     [ids]
   )
   return res.rows
@@ -67,16 +73,7 @@ export async function ingestExecutions (
   syncedAt: Date,
   options: IngestOptions = {}
 ): Promise<IngestResult> {
-  // Only the fields the function reads: pages of 250 items stay small on the wire.
-  const items = executions.map((e) => ({
-    id: e.id,
-    status: e.status,
-    mode: e.mode ?? null,
-    finished: e.finished ?? false,
-    startedAt: e.startedAt ?? null,
-    stoppedAt: e.stoppedAt ?? null,
-    workflowId: e.workflowId ?? null
-  }))
+  const items = executions.map(executionItem)
   const res = await tx.query<{ r: IngestResult }>(
     'select public.ingest_executions($1::uuid, $2::jsonb, $3::timestamptz, $4::jsonb) as r',
     [workflowId, JSON.stringify(items), syncedAt.toISOString(), JSON.stringify(options)]
@@ -84,6 +81,82 @@ export async function ingestExecutions (
   const r = res.rows[0]?.r
   if (!r) throw new Error('ingest_executions returned nothing')
   return r
+}
+
+/** The fields ingest_executions reads, and no more: pages stay small on the wire. */
+export function executionItem (e: ExecutionInput): object {
+  return {
+    id: e.id,
+    status: e.status,
+    mode: e.mode ?? null,
+    finished: e.finished ?? false,
+    startedAt: e.startedAt ?? null,
+    stoppedAt: e.stoppedAt ?? null,
+    workflowId: e.workflowId ?? null
+  }
+}
+
+export interface IngestJob {
+  workflowId: string
+  executions: ExecutionInput[]
+  options?: IngestOptions
+}
+
+/**
+ * Several ingest_executions calls in one transaction and one round trip (all or nothing; the
+ * caller retries the jobs one by one on an error). Results in the order of `jobs`.
+ */
+export async function ingestExecutionsBatch (tx: Queryable, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]> {
+  const payload = '[' + jobs.map((j) => `{"workflow_id":${JSON.stringify(j.workflowId)},"executions":${JSON.stringify(j.executions.map(executionItem))},"options":${JSON.stringify(j.options ?? {})}}`).join(',') + ']'
+  const res = await tx.query<{ r: IngestResult[] }>(
+    'select public.ingest_executions_batch($1::jsonb, $2::timestamptz) as r',
+    [payload, syncedAt.toISOString()]
+  )
+  const r = res.rows[0]?.r
+  if (!Array.isArray(r) || r.length !== jobs.length) throw new Error('ingest_executions_batch returned an unexpected answer')
+  return r
+}
+
+/** One workflow's part of an instance-scan batch: its items as executionJson strings. */
+export interface ScanJob {
+  workflowId: string
+  items: string[]
+  /** This job ends the workflow's pass: its stop point moves (see ingest_scan_batch). */
+  final: boolean
+}
+
+/** An execution as ingest_*'s JSON item, serialised once (the scan buffers these strings). */
+export function executionJson (e: ExecutionInput): string {
+  return JSON.stringify(executionItem(e))
+}
+
+/** ingest_scan_batch: the scan's writes for many workflows in one set-based call. Results in job order. */
+export async function ingestScanBatch (tx: Queryable, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
+  const payload = '[' + jobs.map((j) => `{"workflow_id":${JSON.stringify(j.workflowId)},"final":${j.final},"executions":[${j.items.join(',')}]}`).join(',') + ']'
+  const res = await tx.query<{ r: IngestResult[] }>(
+    'select public.ingest_scan_batch($1::jsonb, $2::timestamptz, $3::jsonb) as r',
+    [payload, syncedAt.toISOString(), JSON.stringify(options)]
+  )
+  const r = res.rows[0]?.r
+  if (!Array.isArray(r) || r.length !== jobs.length) throw new Error('ingest_scan_batch returned an unexpected answer')
+  return r
+}
+
+/** Workflows (of these) with open ledger rows: waiting/new/running/unknown, not vanished. */
+export async function workflowsWithOpenRows (tx: Queryable, workflowIds: string[]): Promise<string[]> {
+  const res = await tx.query<{ workflow_id: string }>(
+    `select distinct workflow_id from public.workflow_executions
+      where workflow_id = any($1::uuid[])
+        and status not in ('success', 'error', 'crashed', 'canceled') and vanished_at is null`,
+    [workflowIds]
+  )
+  return res.rows.map((r) => r.workflow_id)
+}
+
+/** The instance scan's stop point for workflows that had nothing new (service only). */
+export async function raiseScanFloors (tx: Queryable, workflowIds: string[], floor: string): Promise<number> {
+  const res = await tx.query<{ n: number }>('select public.raise_scan_floors($1::uuid[], $2::bigint) as n', [workflowIds, floor])
+  return res.rows[0]?.n ?? 0
 }
 
 export async function markWorkflowMissing (tx: Queryable, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {

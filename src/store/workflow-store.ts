@@ -1,8 +1,10 @@
 import type { Queryable } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 
-// The only SQL for workflows. Every function runs inside the caller's scope (RLS transaction for
-// a user, service transaction for cron work); user queries also filter by user id.
+// The Postgres store's SQL for workflows. Every function runs inside the caller's scope (RLS
+// transaction for a user, service transaction for cron work); user queries also filter by user id.
+// Writes that must be atomic are SQL functions (see the bottom of this file), shared with the
+// Supabase store.
 
 export const WORKFLOW_COLUMNS = `id, user_id, name, description, active, status, n8n_workflow_id, nodes, connections,
   settings, execution_count, successful_executions, failed_executions, last_execution_at,
@@ -58,26 +60,6 @@ export async function getWorkflow (tx: Queryable, userId: string | null, id: str
   return res.rows[0]
 }
 
-export interface NewWorkflow {
-  userId: string
-  name: string
-  description: string | null
-  nodes: unknown[]
-  connections: Record<string, unknown>
-  settings: Record<string, unknown>
-  active: boolean
-}
-
-export async function insertWorkflow (tx: Queryable, w: NewWorkflow): Promise<WorkflowRow> {
-  const res = await tx.query<WorkflowRow>(
-    `insert into public.mvp_workflows (user_id, name, description, nodes, connections, settings, active, status)
-     values ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, 'pending')
-     returning ${WORKFLOW_COLUMNS}, deploy_attempts`,
-    [w.userId, w.name, w.description, JSON.stringify(w.nodes), JSON.stringify(w.connections), JSON.stringify(w.settings), w.active]
-  )
-  return res.rows[0] as WorkflowRow
-}
-
 export interface WorkflowChanges {
   name?: string
   description?: string | null
@@ -86,63 +68,11 @@ export interface WorkflowChanges {
   settings?: Record<string, unknown>
 }
 
-/** A user's change: bumps the version; with expectedVersion, changes nothing on a mismatch. */
-export async function updateWorkflowDefinition (tx: Queryable, userId: string, id: string, c: WorkflowChanges, expectedVersion?: number): Promise<WorkflowRow | undefined> {
-  const sets: string[] = []
-  const params: unknown[] = [id, userId]
-  const add = (col: string, value: unknown, cast = '') => {
-    params.push(value)
-    sets.push(`${col} = $${params.length}${cast}`)
-  }
-  if (c.name !== undefined) add('name', c.name)
-  if (c.description !== undefined) add('description', c.description)
-  if (c.nodes !== undefined) add('nodes', JSON.stringify(c.nodes), '::jsonb')
-  if (c.connections !== undefined) add('connections', JSON.stringify(c.connections), '::jsonb')
-  if (c.settings !== undefined) add('settings', JSON.stringify(c.settings), '::jsonb')
-  let where = 'id = $1 and user_id = $2'
-  if (expectedVersion !== undefined) {
-    params.push(expectedVersion)
-    where += ` and version = $${params.length}`
-  }
-  const res = await tx.query<WorkflowRow>(
-    `update public.mvp_workflows set ${sets.join(', ')}, version = version + 1 where ${where}
-     returning ${WORKFLOW_COLUMNS}, deploy_attempts`, params)
-  return res.rows[0]
-}
-
-export async function countDeployAttempt (tx: Queryable, id: string): Promise<void> {
-  await tx.query('update public.mvp_workflows set deploy_attempts = deploy_attempts + 1 where id = $1', [id])
-}
-
 export interface DeployOutcome {
   status: 'pending' | 'deployed' | 'error' | 'missing_in_n8n'
   n8nWorkflowId?: string | null
   lastError: string | null
   active?: boolean
-}
-
-export async function recordDeployOutcome (tx: Queryable, id: string, o: DeployOutcome): Promise<WorkflowRow | undefined> {
-  const params: unknown[] = [id, o.status, o.lastError]
-  let extra = ''
-  if (o.n8nWorkflowId !== undefined) {
-    params.push(o.n8nWorkflowId)
-    extra += `, n8n_workflow_id = $${params.length}`
-  }
-  if (o.active !== undefined) {
-    params.push(o.active)
-    extra += `, active = $${params.length}`
-  }
-  const res = await tx.query<WorkflowRow>(
-    `update public.mvp_workflows set status = $2, last_error = $3${extra} where id = $1
-     returning ${WORKFLOW_COLUMNS}, deploy_attempts`, params)
-  return res.rows[0]
-}
-
-export async function setActive (tx: Queryable, userId: string, id: string, active: boolean): Promise<WorkflowRow | undefined> {
-  const res = await tx.query<WorkflowRow>(
-    `update public.mvp_workflows set active = $3, version = version + 1 where id = $1 and user_id = $2
-     returning ${WORKFLOW_COLUMNS}, deploy_attempts`, [id, userId, active])
-  return res.rows[0]
 }
 
 export async function deleteWorkflow (tx: Queryable, userId: string, id: string): Promise<boolean> {
@@ -160,21 +90,6 @@ export interface IdempotencyRecord {
   expired: boolean
 }
 
-/** Claims the key for this request; answers the existing record when the key is already taken. */
-export async function claimIdempotencyKey (tx: Queryable, userId: string, key: string, requestHash: string, ttlHours: number): Promise<IdempotencyRecord | undefined> {
-  // An expired key is free again.
-  await tx.query('delete from public.idempotency_keys where user_id = $1 and key = $2 and expires_at <= now()', [userId, key])
-  const inserted = await tx.query(
-    `insert into public.idempotency_keys (user_id, key, request_hash, expires_at)
-     values ($1, $2, $3, now() + make_interval(hours => $4)) on conflict (user_id, key) do nothing returning key`,
-    [userId, key, requestHash, ttlHours])
-  if (inserted.rowCount > 0) return undefined
-  const res = await tx.query<IdempotencyRecord>(
-    `select request_hash, status_code, response, workflow_id, expires_at <= now() as expired
-     from public.idempotency_keys where user_id = $1 and key = $2 for update`, [userId, key])
-  return res.rows[0]
-}
-
 export async function getIdempotencyKey (tx: Queryable, userId: string, key: string): Promise<IdempotencyRecord | undefined> {
   const res = await tx.query<IdempotencyRecord>(
     `select request_hash, status_code, response, workflow_id, expires_at <= now() as expired
@@ -182,11 +97,92 @@ export async function getIdempotencyKey (tx: Queryable, userId: string, key: str
   return res.rows[0]
 }
 
-export async function linkIdempotencyKey (tx: Queryable, userId: string, key: string, workflowId: string): Promise<void> {
-  await tx.query('update public.idempotency_keys set workflow_id = $3 where user_id = $1 and key = $2', [userId, key, workflowId])
+// Atomic writes: the SQL functions of supabase/migrations/20250112000000_store_functions.sql,
+// called here with a plain select (the Supabase store calls the same ones with rpc). Named
+// arguments, as PostgREST passes them.
+
+async function callJson (tx: Queryable, fn: string, args: Record<string, { value: unknown, cast: string }>): Promise<Record<string, unknown> | null> {
+  const names = Object.keys(args)
+  const list = names.map((n, i) => `${n} => $${i + 1}::${args[n]!.cast}`).join(', ')
+  const res = await tx.query<{ r: Record<string, unknown> | null }>(`select public.${fn}(${list}) as r`, names.map((n) => args[n]!.value))
+  return res.rows[0]?.r ?? null
 }
 
-export async function completeIdempotencyKey (tx: Queryable, userId: string, key: string, statusCode: number, response: unknown): Promise<void> {
-  await tx.query('update public.idempotency_keys set status_code = $3, response = $4::jsonb where user_id = $1 and key = $2',
-    [userId, key, statusCode, JSON.stringify(response)])
+const json = (v: unknown): { value: string, cast: string } => ({ value: JSON.stringify(v), cast: 'jsonb' })
+
+export interface CreateWorkflowArgs {
+  name: string
+  description: string | null
+  nodes: unknown[]
+  connections: Record<string, unknown>
+  settings: Record<string, unknown>
+  idempotencyKey?: string | undefined
+  requestHash?: string | undefined
+  ttlHours?: number | undefined
+}
+
+/** The jsonb answer of create_workflow ({outcome, workflow} or {outcome: 'replay', status_code, response}). */
+export async function createWorkflow (tx: Queryable, a: CreateWorkflowArgs): Promise<Record<string, unknown>> {
+  const args: Record<string, { value: unknown, cast: string }> = {
+    p_name: { value: a.name, cast: 'text' },
+    p_description: { value: a.description, cast: 'text' },
+    p_nodes: json(a.nodes),
+    p_connections: json(a.connections),
+    p_settings: json(a.settings)
+  }
+  if (a.idempotencyKey !== undefined) {
+    args.p_idempotency_key = { value: a.idempotencyKey, cast: 'text' }
+    args.p_request_hash = { value: a.requestHash ?? null, cast: 'text' }
+    args.p_ttl_hours = { value: a.ttlHours ?? 24, cast: 'integer' }
+  }
+  const r = await callJson(tx, 'create_workflow', args)
+  if (!r) throw new Error('create_workflow returned nothing')
+  return r
+}
+
+export function completeIdempotencyKey (tx: Queryable, key: string, statusCode: number, response: unknown): Promise<unknown> {
+  return callJson(tx, 'complete_idempotency_key', {
+    p_idempotency_key: { value: key, cast: 'text' },
+    p_status_code: { value: statusCode, cast: 'integer' },
+    p_response: json(response)
+  })
+}
+
+export function beginDeploy (tx: Queryable, id: string): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'begin_deploy', { p_workflow_id: { value: id, cast: 'uuid' } })
+}
+
+/** record_deploy_outcome's p_outcome: keys present only for the columns to set. */
+export function deployOutcomeJson (o: DeployOutcome): Record<string, unknown> {
+  const out: Record<string, unknown> = { status: o.status, last_error: o.lastError }
+  if (o.n8nWorkflowId !== undefined) out.n8n_workflow_id = o.n8nWorkflowId
+  if (o.active !== undefined) out.active = o.active
+  return out
+}
+
+export function recordDeployOutcome (tx: Queryable, id: string, o: DeployOutcome): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'record_deploy_outcome', { p_workflow_id: { value: id, cast: 'uuid' }, p_outcome: json(deployOutcomeJson(o)) })
+}
+
+/** update_workflow_definition's p_changes: only the keys being changed. */
+export function workflowChangesJson (c: WorkflowChanges): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (c.name !== undefined) out.name = c.name
+  if (c.description !== undefined) out.description = c.description
+  if (c.nodes !== undefined) out.nodes = c.nodes
+  if (c.connections !== undefined) out.connections = c.connections
+  if (c.settings !== undefined) out.settings = c.settings
+  return out
+}
+
+export function updateWorkflowDefinition (tx: Queryable, id: string, c: WorkflowChanges, expectedVersion?: number): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'update_workflow_definition', {
+    p_workflow_id: { value: id, cast: 'uuid' },
+    p_changes: json(workflowChangesJson(c)),
+    p_expected_version: { value: expectedVersion ?? null, cast: 'integer' }
+  })
+}
+
+export function setWorkflowActive (tx: Queryable, id: string, active: boolean): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'set_workflow_active', { p_workflow_id: { value: id, cast: 'uuid' }, p_active: { value: active, cast: 'boolean' } })
 }

@@ -59,8 +59,32 @@ create index if not exists workflow_executions_open_idx
   on public.workflow_executions (workflow_id, n8n_execution_seq)
   where status not in ('success', 'error', 'crashed', 'canceled') and vanished_at is null;
 
+-- The instance scan's stop points for workflows that had nothing new (see the engine: a scan of
+-- every execution of the instance, for /sync/all). Such a workflow's pass is complete too, so its
+-- stop point may move up to the scan's ceiling; writing that on mvp_workflows would fire the
+-- workflow events trigger, Realtime and updated_at for rows whose data did not change, so it is
+-- kept here. A workflow's stop point is greatest(mvp_workflows.execution_floor_id, this floor_id)
+-- when the former is set (both are valid stop points, and so is the larger one); a row here is only
+-- ever written for a workflow whose own stop point is set. Cleanup (purge_expired_data) keeps using
+-- the mvp_workflows column alone, which only makes it purge less.
+create table if not exists public.workflow_scan_floors (
+  workflow_id uuid primary key references public.mvp_workflows (id) on delete cascade,
+  floor_id bigint not null,
+  updated_at timestamptz not null default now()
+);
+alter table public.workflow_scan_floors enable row level security;
+drop policy if exists "own scan floors: select" on public.workflow_scan_floors;
+-- A user's sync reads the stop point of its own workflows (through the mvp_workflows policy).
+create policy "own scan floors: select" on public.workflow_scan_floors for select to authenticated
+  using (exists (select 1 from public.mvp_workflows m where m.id = workflow_id));
+revoke all on public.workflow_scan_floors from public, anon, authenticated;
+grant select on public.workflow_scan_floors to authenticated;
+grant all on public.workflow_scan_floors to service_role;
+
 -- ---------------------------------------------------------------------------
 -- ingest_executions: one page of n8n executions for one workflow, in one transaction.
+-- The stored stop point it works from is the workflow's effective one:
+-- greatest(execution_floor_id, workflow_scan_floors.floor_id) when execution_floor_id is set.
 --
 -- p_executions: JSON array of n8n execution items as the public API returns them
 --   ({ "id", "status", "mode", "finished", "startedAt", "stoppedAt", "workflowId", ... }).
@@ -79,6 +103,9 @@ create index if not exists workflow_executions_open_idx
 --                           with complete: open rows hold the stop point below them (the next
 --                           list pass re-reads them) or are re-checked by id, whichever costs
 --                           fewer n8n calls (see below);
+--   "hold": false           with complete: never hold the stop point below open rows (they are
+--                           re-checked by id instead); the instance scan asks for this, since a
+--                           held stop point would make it re-read the whole instance down to it;
 --   "vanished": ["12"]      open executions that n8n answered 404 for: stop re-checking them;
 --   "recheck_limit": 500    with complete: how many open rows at or below the stop point to return.
 -- Returns { inserted, updated, ignored, vanished, delta: {execution_count, successful_executions,
@@ -127,11 +154,14 @@ begin
   -- Every writer of this workflow's ledger takes the workflow row first: concurrent syncs of the
   -- same workflow serialise here (no deadlocks, and the old statuses read below are stable).
   -- Under RLS another user's workflow is simply not found.
-  select id, user_id, n8n_workflow_id, execution_floor_id, last_seen_execution_id
+  select m.id, m.user_id, m.n8n_workflow_id, m.last_seen_execution_id,
+         case when m.execution_floor_id is null then null
+              else greatest(m.execution_floor_id, f.floor_id) end as execution_floor_id
     into w
-    from public.mvp_workflows
-   where id = p_workflow_id
-     for update;
+    from public.mvp_workflows m
+    left join public.workflow_scan_floors f on f.workflow_id = m.id
+   where m.id = p_workflow_id
+     for update of m;
   if not found then
     raise exception 'workflow % not found', p_workflow_id using errcode = 'P0002';
   end if;
@@ -257,7 +287,7 @@ begin
        and x.n8n_execution_seq <= v_ceiling
        and x.n8n_execution_seq > coalesce(w.execution_floor_id, -1);
     v_floor := v_ceiling;
-    if v_open_total > 0 then
+    if v_open_total > 0 and coalesce((v_opts ->> 'hold')::boolean, true) then
       select o.seq - 1 into v_best
         from (select r.seq, r.rn, row_number() over (order by r.seq desc) as k
                 from (select x.n8n_execution_seq as seq, x.status, x.vanished_at,
@@ -332,6 +362,304 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------
+-- ingest_executions_batch: several ingest_executions calls in ONE transaction and one round trip
+-- (the engine groups the pages of many workflows: one commit instead of one per workflow).
+-- p_batches: JSON array of {"workflow_id": uuid, "executions": [...], "options": {...}}, each
+-- exactly what ingest_executions takes; the same workflow may appear more than once (its entries
+-- run in array order). The workflow rows are locked first, in id order, so two batches (or a
+-- batch and a single ingest) never deadlock. All or nothing: any error (e.g. a workflow deleted
+-- meanwhile, P0002) rolls the whole batch back, and the caller retries its entries one by one.
+-- Returns the array of ingest_executions results, in input order.
+create or replace function public.ingest_executions_batch(
+  p_batches jsonb,
+  p_synced_at timestamptz default now()
+) returns jsonb
+language plpgsql
+security invoker
+set search_path = public, pg_temp
+as $$
+declare
+  v_out jsonb[] := '{}';
+  b record;
+begin
+  if jsonb_typeof(p_batches) <> 'array' then
+    raise exception 'p_batches must be a JSON array' using errcode = '22023';
+  end if;
+  perform 1 from public.mvp_workflows m
+   where m.id in (select (e ->> 'workflow_id')::uuid from jsonb_array_elements(p_batches) e)
+   order by m.id
+     for update;
+  for b in
+    select (e ->> 'workflow_id')::uuid as workflow_id, e -> 'executions' as executions,
+           coalesce(e -> 'options', '{}'::jsonb) as options
+      from jsonb_array_elements(p_batches) with ordinality as t(e, ord)
+     order by ord
+  loop
+    v_out := array_append(v_out, public.ingest_executions(b.workflow_id, b.executions, p_synced_at, b.options));
+  end loop;
+  return to_jsonb(v_out);
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- ingest_scan_batch: the instance scan's writes for many workflows at once, set-based (a few
+-- statements for the whole batch instead of several per workflow: ~5x cheaper per workflow than
+-- ingest_executions_batch at 10,000 workflows). The same rules as ingest_executions with the
+-- options the scan uses: every item is upserted the same way (unchanged rows are not written, a
+-- final status never reverts, counts move by each row's contribution in this transaction), and
+-- for the jobs that end a workflow's pass ("final"), the stop point moves up to the ceiling
+-- ("hold": false: open rows never hold it, they are listed for re-checking instead), or, with
+-- "started_before" (n8n without a running list), to the workflow's newest execution started
+-- before then if lower. A stop point never moves down.
+-- p_batch: [{"workflow_id": uuid, "executions": [...items as for ingest_executions], "final": bool}]
+--   (a workflow at most once per batch). p_options: {"ceiling": "123", "started_before": ts,
+--   "recheck_limit": 500}.
+-- Returns, in input order, {inserted, updated, ignored, vanished: 0, delta, floor, floor_advanced,
+-- workflow_written, recheck} as ingest_executions does (recheck: final jobs only).
+create or replace function public.ingest_scan_batch(
+  p_batch jsonb,
+  p_synced_at timestamptz,
+  p_options jsonb
+) returns jsonb
+language plpgsql
+security invoker
+set search_path = public, pg_temp
+as $$
+declare
+  v_ceiling bigint := (p_options ->> 'ceiling')::bigint;
+  v_cutoff timestamptz := (p_options ->> 'started_before')::timestamptz;
+  v_limit integer := greatest(0, coalesce((p_options ->> 'recheck_limit')::integer, 500));
+  v_jobs integer;
+  v_found integer;
+  v_agg jsonb;
+  v_out jsonb;
+begin
+  if jsonb_typeof(p_batch) <> 'array' then
+    raise exception 'p_batch must be a JSON array' using errcode = '22023';
+  end if;
+  if v_ceiling is null and exists (select 1 from jsonb_array_elements(p_batch) j where coalesce((j ->> 'final')::boolean, false)) then
+    raise exception 'a complete pass needs a ceiling' using errcode = '22023';
+  end if;
+  if exists (
+    select 1 from jsonb_array_elements(p_batch) j, jsonb_array_elements(coalesce(j -> 'executions', '[]'::jsonb)) e
+     where coalesce(e ->> 'id', '') !~ '^[0-9]{1,18}$' or coalesce(e ->> 'status', '') = ''
+  ) then
+    raise exception 'every execution needs a numeric id and a status' using errcode = '22023';
+  end if;
+
+  -- The workflow rows first, in id order (as every writer of a ledger does): no deadlocks.
+  select count(distinct (j ->> 'workflow_id')::uuid) into v_jobs from jsonb_array_elements(p_batch) j;
+  select count(*) into v_found from (
+    select 1 from public.mvp_workflows m
+     where m.id in (select (j ->> 'workflow_id')::uuid from jsonb_array_elements(p_batch) j)
+     order by m.id
+       for update) l;
+  if v_found <> v_jobs then
+    raise exception 'workflow not found' using errcode = 'P0002';
+  end if;
+
+  with jobs as (
+    select (j ->> 'workflow_id')::uuid as wf, coalesce(j -> 'executions', '[]'::jsonb) as ex
+      from jsonb_array_elements(p_batch) j
+  ),
+  src_all as (
+    select jb.wf,
+           e ->> 'id' as n8n_id,
+           (e ->> 'id')::bigint as seq,
+           e ->> 'status' as status,
+           e ->> 'mode' as mode,
+           coalesce((e ->> 'finished')::boolean, false) as finished,
+           (e ->> 'startedAt')::timestamptz as started_at,
+           (e ->> 'stoppedAt')::timestamptz as stopped_at,
+           e ->> 'workflowId' as n8n_workflow_id,
+           ord
+      from jobs jb, jsonb_array_elements(jb.ex) with ordinality as t(e, ord)
+  ),
+  src as (
+    select distinct on (s.wf, s.seq) s.wf, s.n8n_id, s.seq, s.status, s.mode, s.finished,
+           s.started_at, s.stopped_at, m.user_id, m.n8n_workflow_id as wf_n8n,
+           case s.status
+             when 'success' then 'success'
+             when 'error' then 'failed'
+             when 'crashed' then 'failed'
+             when 'canceled' then 'canceled'
+           end as cat
+      from src_all s
+      join public.mvp_workflows m on m.id = s.wf
+     where s.n8n_workflow_id is null or s.n8n_workflow_id = m.n8n_workflow_id
+     order by s.wf, s.seq, s.ord desc
+  ),
+  prev as (
+    select x.workflow_id, x.n8n_execution_id, x.count_category
+      from public.workflow_executions x
+      join src on x.workflow_id = src.wf and x.n8n_execution_id = src.n8n_id
+  ),
+  up as (
+    insert into public.workflow_executions as x
+      (workflow_id, user_id, n8n_execution_id, n8n_execution_seq, n8n_workflow_id, status, mode,
+       finished, started_at, stopped_at, count_category, created_at, updated_at)
+    select s.wf, s.user_id, s.n8n_id, s.seq, s.wf_n8n, s.status, s.mode,
+           s.finished, s.started_at, s.stopped_at, s.cat, p_synced_at, p_synced_at
+      from src s
+    on conflict (workflow_id, n8n_execution_id) do update
+       set status = excluded.status,
+           mode = coalesce(excluded.mode, x.mode),
+           finished = excluded.finished,
+           started_at = coalesce(excluded.started_at, x.started_at),
+           stopped_at = coalesce(excluded.stopped_at, x.stopped_at),
+           n8n_execution_seq = excluded.n8n_execution_seq,
+           count_category = case
+             when x.count_category is null and x.status in ('success', 'error', 'crashed', 'canceled')
+               then null
+             else excluded.count_category end,
+           vanished_at = null,
+           updated_at = excluded.updated_at
+     where (x.status is distinct from excluded.status
+            or x.finished is distinct from excluded.finished
+            or x.stopped_at is distinct from excluded.stopped_at
+            or x.vanished_at is not null)
+       and not (x.status in ('success', 'error', 'crashed', 'canceled')
+                and excluded.status not in ('success', 'error', 'crashed', 'canceled'))
+    returning x.workflow_id, x.n8n_execution_id, x.n8n_execution_seq, x.count_category
+  ),
+  agg as (
+    select u.workflow_id as wf,
+           count(*) filter (where p.n8n_execution_id is null) as inserted,
+           count(*) filter (where p.n8n_execution_id is not null) as updated,
+           sum((u.count_category is not null)::int - (p.count_category is not null)::int) as d_count,
+           sum((u.count_category is not distinct from 'success')::int - (p.count_category is not distinct from 'success')::int) as d_success,
+           sum((u.count_category is not distinct from 'failed')::int - (p.count_category is not distinct from 'failed')::int) as d_failed,
+           max(u.n8n_execution_seq) as max_seq
+      from up u
+      left join prev p on p.workflow_id = u.workflow_id and p.n8n_execution_id = u.n8n_execution_id
+     group by u.workflow_id
+  ),
+  ignored as (
+    select s.wf, count(*) as n
+      from src_all s join public.mvp_workflows m on m.id = s.wf
+     where s.n8n_workflow_id is not null and s.n8n_workflow_id <> m.n8n_workflow_id
+     group by s.wf
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'wf', coalesce(a.wf, i.wf), 'inserted', coalesce(a.inserted, 0), 'updated', coalesce(a.updated, 0),
+           'd_count', coalesce(a.d_count, 0), 'd_success', coalesce(a.d_success, 0), 'd_failed', coalesce(a.d_failed, 0),
+           'max_seq', a.max_seq, 'ignored', coalesce(i.n, 0))), '[]'::jsonb)
+    into v_agg
+    from agg a full join ignored i on i.wf = a.wf;
+
+  with jobs as (
+    select (j ->> 'workflow_id')::uuid as wf, coalesce((j ->> 'final')::boolean, false) as final, ord
+      from jsonb_array_elements(p_batch) with ordinality as t(j, ord)
+  ),
+  a as (
+    select * from jsonb_to_recordset(v_agg) as r(wf uuid, inserted integer, updated integer, d_count bigint,
+      d_success bigint, d_failed bigint, max_seq bigint, ignored integer)
+  ),
+  cur as (
+    select jb.wf, jb.final, jb.ord, m.execution_floor_id as own_floor,
+           case when m.execution_floor_id is null then null
+                else greatest(m.execution_floor_id, f.floor_id) end as old_floor,
+           coalesce(a.inserted, 0) as inserted, coalesce(a.updated, 0) as updated,
+           coalesce(a.d_count, 0) as d_count, coalesce(a.d_success, 0) as d_success,
+           coalesce(a.d_failed, 0) as d_failed, a.max_seq, coalesce(a.ignored, 0) as ignored
+      from jobs jb
+      join public.mvp_workflows m on m.id = jb.wf
+      left join public.workflow_scan_floors f on f.workflow_id = m.id
+      left join a on a.wf = jb.wf
+  ),
+  fl as (
+    select c.*,
+           case when not c.final then c.old_floor
+                else greatest(
+                  case when v_cutoff is null then v_ceiling
+                       else least(v_ceiling, coalesce((
+                         select max(x.n8n_execution_seq) from public.workflow_executions x
+                          where x.workflow_id = c.wf and x.started_at < v_cutoff), 0)) end,
+                  coalesce(c.old_floor, -1)) end as new_floor
+      from cur c
+  ),
+  res as (
+    select f.*,
+           f.final and (f.old_floor is null or f.new_floor > f.old_floor) as advanced,
+           (f.inserted + f.updated) > 0 as changed
+      from fl f
+  ),
+  w as (
+    update public.mvp_workflows m
+       set execution_count = m.execution_count + r.d_count,
+           successful_executions = m.successful_executions + r.d_success,
+           failed_executions = m.failed_executions + r.d_failed,
+           last_execution_at = coalesce(l.started_at, m.last_execution_at),
+           last_execution_status = coalesce(l.status, m.last_execution_status),
+           last_seen_execution_id = greatest(m.last_seen_execution_id, r.max_seq),
+           execution_floor_id = case when r.advanced then r.new_floor else m.execution_floor_id end,
+           last_sync_at = p_synced_at
+      from res r
+      left join lateral (
+        select x.status, x.started_at from public.workflow_executions x
+         where x.workflow_id = r.wf and x.n8n_execution_seq is not null
+         order by x.n8n_execution_seq desc
+         limit 1) l on true
+     where m.id = r.wf and (r.changed or r.advanced)
+    returning m.id
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'inserted', r.inserted,
+           'updated', r.updated,
+           'ignored', r.ignored,
+           'vanished', 0,
+           'delta', jsonb_build_object('execution_count', r.d_count, 'successful_executions', r.d_success,
+                                       'failed_executions', r.d_failed),
+           'floor', (case when r.advanced then r.new_floor else r.old_floor end)::text,
+           'floor_advanced', r.advanced,
+           'workflow_written', r.changed or r.advanced,
+           'recheck', case when not r.final then '[]'::jsonb else coalesce((
+             select jsonb_agg(o.n8n_execution_id) from (
+               select x.n8n_execution_id from public.workflow_executions x
+                where x.workflow_id = r.wf
+                  and x.n8n_execution_seq <= (case when r.advanced then r.new_floor else r.old_floor end)
+                  and x.status not in ('success', 'error', 'crashed', 'canceled')
+                  and x.vanished_at is null
+                order by random()
+                limit v_limit) o), '[]'::jsonb) end
+         ) order by r.ord), '[]'::jsonb)
+    into v_out
+    from res r;
+  return v_out;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- raise_scan_floors: after a complete instance scan (the service's /sync/all), the stop point of
+-- workflows that had nothing new, no active run and no open ledger row moves up to the scan's
+-- ceiling, in workflow_scan_floors (see the table). Only rows whose own stop point is set; a
+-- stop point never moves down. Returns how many rows changed.
+create or replace function public.raise_scan_floors(
+  p_workflow_ids uuid[],
+  p_floor bigint
+) returns integer
+language plpgsql
+security invoker
+set search_path = public, pg_temp
+as $$
+declare
+  v_rows integer;
+begin
+  insert into public.workflow_scan_floors as f (workflow_id, floor_id, updated_at)
+  select m.id, p_floor, now()
+    from public.mvp_workflows m
+   where m.id = any(p_workflow_ids)
+     and m.execution_floor_id is not null
+     and m.execution_floor_id < p_floor
+  on conflict (workflow_id) do update
+     set floor_id = excluded.floor_id, updated_at = excluded.updated_at
+   where f.floor_id < excluded.floor_id;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
 -- mark_workflow_missing: drift, the workflow is gone from n8n (Supabase is the source of truth,
 -- so the row stays and is redeployed on the next PATCH or POST /workflows/{id}/redeploy).
 -- Only while the row still points at that n8n workflow (a concurrent redeploy that already
@@ -400,8 +728,14 @@ $$;
 
 -- Callable by signed-in users (under RLS) and the service role; never by anon.
 revoke all on function public.ingest_executions(uuid, jsonb, timestamptz, jsonb) from public, anon;
+revoke all on function public.ingest_executions_batch(jsonb, timestamptz) from public, anon;
+revoke all on function public.raise_scan_floors(uuid[], bigint) from public, anon, authenticated;
+revoke all on function public.ingest_scan_batch(jsonb, timestamptz, jsonb) from public, anon, authenticated;
 revoke all on function public.mark_workflow_missing(uuid, text, text, timestamptz) from public, anon;
 revoke all on function public.record_sync_log(text, text, integer, integer, integer, integer, text, jsonb, uuid) from public, anon;
 grant execute on function public.ingest_executions(uuid, jsonb, timestamptz, jsonb) to authenticated, service_role;
+grant execute on function public.ingest_executions_batch(jsonb, timestamptz) to authenticated, service_role;
+grant execute on function public.raise_scan_floors(uuid[], bigint) to service_role;
+grant execute on function public.ingest_scan_batch(jsonb, timestamptz, jsonb) to service_role;
 grant execute on function public.mark_workflow_missing(uuid, text, text, timestamptz) to authenticated, service_role;
 grant execute on function public.record_sync_log(text, text, integer, integer, integer, integer, text, jsonb, uuid) to authenticated, service_role;

@@ -1,6 +1,6 @@
 // The one way tests build the app: real Postgres (a fresh database per call), injected config,
 // n8n at a fake address that nock intercepts, tokens minted with the test secret.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { buildApp } from '../../src/app.ts'
 import type { AppOptions } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -36,7 +36,7 @@ export interface TestApp {
   close(): Promise<void>
 }
 
-export async function buildTestApp (opts: { env?: Record<string, string | undefined>, db?: Database } & Partial<Omit<AppOptions, 'config' | 'db'>> = {}): Promise<TestApp> {
+export async function buildTestApp (opts: { env?: Record<string, string | undefined>, db?: Database, logger?: FastifyServerOptions['logger'] | boolean } & Partial<Omit<AppOptions, 'config' | 'db'>> = {}): Promise<TestApp> {
   const { env, db: givenDb, ...rest } = opts
   const config = testConfig(env)
   const tdb = givenDb ? undefined : await createTestDatabase()

@@ -201,7 +201,7 @@ t.test('the same sync twice: one list call per workflow and no row written the s
   fake.resetCalls()
   const q = (p: string) => new URLSearchParams(p.split('?')[1] ?? '')
   const scope = fake.expectExactly([
-    (p) => p.startsWith('/api/v1/executions?') && q(p).get('limit') === '1' && !q(p).has('workflowId'),
+    (p) => p.startsWith('/api/v1/executions?') && q(p).get('limit') === '250' && !q(p).has('workflowId') && !q(p).has('status'),
     (p) => p.startsWith('/api/v1/executions?') && q(p).get('status') === 'running',
     (p) => p.startsWith('/api/v1/workflows?') && q(p).get('name') === u.tag,
     ...[a, b, c].map((w) => (p: string) => p.startsWith('/api/v1/executions?') && q(p).get('workflowId') === w.n8nId)
@@ -246,6 +246,35 @@ t.test('a run that starts after the running list was read and is still hidden wh
   await e.syncUser(u.scope)
   tt.equal(await ledgerStatus(w.id, late), 'error')
   await assertExact(tt, w, fake.truth(w.n8nId), 'after the late run finished')
+})
+
+t.test('a run still `new` when the ceiling and the running list are read, hidden when its workflow is listed, is not skipped', async (tt) => {
+  // Real n8n (seen with 1.123.5 under a burst of webhook runs, test-e2e/service.test.ts): a run is
+  // created with stored status `new` and is visible in the plain list; `status=running` lists the
+  // stored status only; once n8n puts the run in its in-memory active list it is hidden. So a run
+  // can be the ceiling itself, absent from the running list, and hidden a moment later.
+  const fake = useFake(tt)
+  const u = newUser()
+  const w = await newWorkflow(fake, u)
+  fake.runMany(w.n8nId, 3, 'success')
+  const e = engine()
+  await e.syncUser(u.scope)
+  fake.start(w.n8nId, 'success') // something new in the same pass, so the stop point moves
+  const x = fake.start(w.n8nId, 'new', { active: false })
+  fake.faults.push({
+    match: (c) => c.path === '/executions' && c.query.get('workflowId') === w.n8nId,
+    times: 1,
+    reply: (c) => {
+      fake.resume(x) // now running and hidden, before n8n answers the workflow's list
+      return fake.route(c)
+    }
+  })
+  await e.syncUser(u.scope)
+  tt.equal(await ledgerStatus(w.id, x), 'new', 'kept as an open row from the ceiling page')
+  fake.finish(x, 'success')
+  await e.syncUser(u.scope)
+  tt.equal(await ledgerStatus(w.id, x), 'success')
+  await assertExact(tt, w, fake.truth(w.n8nId), 'after the run finished')
 })
 
 t.test('executions deleted or pruned in n8n after ingestion do not lower the counts', async (tt) => {
@@ -354,7 +383,7 @@ t.test('two concurrent syncs of one user: shared in-process, serialised across p
   tt.not(r1.sync_log_id, r2.sync_log_id)
   tt.equal(r1.executions_ingested, 10, 'the first replica ingested the new runs')
   tt.equal(r2.executions_ingested, 0, 'the second one, after waiting for the lock, found nothing new')
-  const probes = fake.calls.map((c, i) => (c.path === '/executions' && c.query.get('limit') === '1' && !c.query.has('workflowId') ? i : -1)).filter((i) => i >= 0)
+  const probes = fake.calls.map((c, i) => (c.path === '/executions' && !c.query.has('workflowId') && !c.query.has('status') ? i : -1)).filter((i) => i >= 0)
   tt.equal(probes.length, 2)
   tt.ok(callsWhenFirstFinished > 0 && (probes[1] ?? -1) >= callsWhenFirstFinished, 'the second replica made no n8n call before the first one finished')
   await assertExact(tt, w, fake.truth(w.n8nId), 'serialised')
@@ -598,6 +627,198 @@ t.test('syncAll: every user\'s workflows, one log row without a user', async (tt
   tt.match(await logRow(r.sync_log_id), { sync_type: 'all', user_id: null })
   const again = await engine().syncAll()
   tt.equal(again.executions_ingested, 0)
+})
+
+// ---- /sync/all as an instance scan ---------------------------------------------------
+
+/** The scan tests own the database: earlier tests' workflows (in other fakes) would be drift. */
+async function onlyThese (): Promise<void> {
+  await db.query('delete from mvp_workflows')
+}
+
+const instancePages = (fake: FakeN8n) => fake.executionCalls().filter((c) => !c.query.has('workflowId') && !c.query.has('status'))
+const scanFloor = async (wfId: string): Promise<string | null> =>
+  (await db.query<{ f: string }>('select floor_id::text as f from workflow_scan_floors where workflow_id = $1', [wfId])).rows[0]?.f ?? null
+const ownFloor = async (wfId: string): Promise<string | null> =>
+  (await db.query<{ f: string | null }>('select execution_floor_id::text as f from mvp_workflows where id = $1', [wfId])).rows[0]?.f ?? null
+
+t.test('syncAll, instance scan: exact over interleaved pages and partial chunks; hidden runs counted once later; foreign workflows ignored; nothing written when nothing is new', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const users = [newUser(), newUser()]
+  const wfs: Wf[] = []
+  for (const u of users) for (let i = 0; i < 3; i++) wfs.push(await newWorkflow(fake, u))
+  fake.addWorkflow('foreign-1', 'someone else\'s workflow', false)
+  const e = engine({ syncAllStrategy: 'scan', scanBufferLimit: 300 })
+  for (const w of wfs) fake.runMany(w.n8nId, 2, 'success')
+  await e.syncAll() // every stop point set
+  const all = [...wfs.map((w) => w.n8nId), 'foreign-1']
+  const hidden: number[] = []
+  for (let i = 0; i < 700; i++) {
+    const id = all[i % all.length] ?? 'foreign-1'
+    if (i % 97 === 5) hidden.push(fake.start(id, 'running'))
+    else fake.start(id, ALL_STATUSES[i % ALL_STATUSES.length] ?? 'success')
+  }
+  fake.resetCalls()
+  const r1 = await e.syncAll()
+  tt.equal(r1.status, 'success')
+  tt.equal(r1.workflows_synced, 6)
+  tt.equal(fake.executionCalls().filter((c) => c.query.has('workflowId')).length, 0, 'no per-workflow list')
+  tt.equal(instancePages(fake).length, 1 + 3, 'the ceiling page, then 3 pages of 250 down to the stop point')
+  for (const w of wfs) await assertExact(tt, w, fake.truth(w.n8nId), 'scan 1')
+  const ours = hidden.filter((id) => fake.executions.get(id)?.workflowId !== 'foreign-1')
+  tt.ok(ours.length >= 5)
+  for (const id of ours) {
+    const w = wfs.find((x) => x.n8nId === fake.executions.get(id)?.workflowId)
+    tt.equal(w && await ledgerStatus(w.id, id), 'running', 'a hidden run is an open ledger row')
+  }
+  tt.equal((await db.query('select 1 from workflow_executions where n8n_workflow_id = $1', ['foreign-1'])).rows.length, 0)
+
+  for (const id of hidden) fake.finish(id, 'success')
+  for (let i = 0; i < 40; i++) fake.start(all[i % all.length] ?? 'foreign-1', 'error')
+  fake.resetCalls()
+  const r2 = await e.syncAll()
+  tt.equal(r2.status, 'success')
+  tt.equal(r2.executions_ingested, ours.length + 35, 'the finished runs (status changes) and the 35 new runs of our workflows (5 of the 40 are foreign)')
+  for (const id of ours) tt.ok(fake.calls.some((c) => c.path === `/executions/${id}`), 'a finished run below the stop point is asked for by id')
+  for (const w of wfs) await assertExact(tt, w, fake.truth(w.n8nId), 'scan 2')
+
+  const versions = [...await rowVersions(users[0]?.id ?? ''), ...await rowVersions(users[1]?.id ?? '')]
+  fake.resetCalls()
+  const r3 = await e.syncAll()
+  tt.equal(r3.executions_ingested, 0)
+  tt.equal(instancePages(fake).length, 2, 'the ceiling page and one scan page')
+  tt.same([...await rowVersions(users[0]?.id ?? ''), ...await rowVersions(users[1]?.id ?? '')], versions, 'no ledger or workflow row written')
+  const r4 = await engine({ syncAllStrategy: 'per_workflow' }).syncAll()
+  tt.equal(r4.executions_ingested, 0, 'the per-workflow strategy agrees: nothing left to read')
+  for (const w of wfs) await assertExact(tt, w, fake.truth(w.n8nId), 'per_workflow after scan')
+})
+
+t.test('syncAll, instance scan: an idle workflow\'s stop point is raised outside mvp_workflows, so later scans stay shallow; user syncs honour it', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const u = newUser()
+  const busy = await newWorkflow(fake, u)
+  const idle = await newWorkflow(fake, u)
+  const waiting = await newWorkflow(fake, u)
+  fake.runMany(idle.n8nId, 5, 'success')
+  fake.runMany(busy.n8nId, 5, 'success')
+  const open = fake.start(waiting.n8nId, 'waiting')
+  const lazy = engine({ syncAllStrategy: 'scan', scanLagIds: 100_000 })
+  const e = engine({ syncAllStrategy: 'scan', scanLagIds: 0 })
+  await e.syncAll()
+  const idleFloor = await ownFloor(idle.id)
+  fake.runMany(busy.n8nId, 600, 'success')
+  await lazy.syncAll()
+  tt.equal(await scanFloor(idle.id), null, 'within the lag allowance: not raised')
+  const idleRow = (await db.query<{ v: string }>('select xmin::text as v from mvp_workflows where id = $1', [idle.id])).rows[0]?.v
+  fake.runMany(busy.n8nId, 600, 'success')
+  fake.resetCalls()
+  await e.syncAll()
+  tt.equal(instancePages(fake).length, 1 + 5, 'read down to the idle workflow\'s old stop point: 1200 runs, 5 pages')
+  const top = String(Math.max(...fake.executions.keys()))
+  tt.equal(await scanFloor(idle.id), top, 'raised to the ceiling')
+  tt.equal(await ownFloor(idle.id), idleFloor, 'its own column is untouched')
+  tt.equal((await db.query<{ v: string }>('select xmin::text as v from mvp_workflows where id = $1', [idle.id])).rows[0]?.v, idleRow, 'the idle workflow\'s row was not written (no event, no updated_at)')
+  tt.equal(await scanFloor(waiting.id), null, 'a workflow with an open row is written through ingest (and its open row re-checked), not raised')
+  tt.ok(fake.calls.some((c) => c.path === `/executions/${open}`), 'the waiting run was re-checked by id')
+  fake.runMany(busy.n8nId, 10, 'success')
+  fake.resetCalls()
+  await e.syncAll()
+  tt.equal(instancePages(fake).length, 2, 'next scan: the ceiling page and one page (the idle stop point no longer holds it down)')
+  for (const w of [busy, idle, waiting]) await assertExact(tt, w, fake.truth(w.n8nId), 'after the raise')
+  fake.runMany(idle.n8nId, 3, 'error')
+  fake.resetCalls()
+  const r = await engine().syncUser(u.scope, { workflowIds: [idle.id] })
+  tt.equal(r.executions_ingested, 3)
+  tt.equal(fake.executionCalls(idle.n8nId).length, 1, 'a user sync stops at the raised stop point')
+  await assertExact(tt, idle, fake.truth(idle.n8nId), 'user sync after the raise')
+  fake.finish(open, 'success')
+  await e.syncAll()
+  await assertExact(tt, waiting, fake.truth(waiting.n8nId), 'the waiting run finished')
+})
+
+t.test('syncAll, instance scan: a crash between pages keeps what was committed; the resync is exact', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const u = newUser()
+  const wfs = [await newWorkflow(fake, u), await newWorkflow(fake, u), await newWorkflow(fake, u)]
+  for (const w of wfs) fake.runMany(w.n8nId, 1, 'success')
+  await engine({ syncAllStrategy: 'scan' }).syncAll()
+  const floors = await Promise.all(wfs.map((w) => ownFloor(w.id)))
+  for (let i = 0; i < 900; i++) fake.start(wfs[i % 3]?.n8nId ?? '', ALL_STATUSES[i % ALL_STATUSES.length] ?? 'success')
+  const crashing = engine({ syncAllStrategy: 'scan', scanBufferLimit: 250, hooks: { afterScanPage: (page) => { if (page === 1) throw new AppCrash() } } })
+  const r1 = await crashing.syncAll()
+  internalErrors.length = 0
+  tt.equal(r1.status, 'failed')
+  tt.equal(r1.workflows_failed, 3)
+  let rows = 0
+  for (const w of wfs) {
+    rows += (await ledgerRows(w.id)).total
+    tt.same(await counts(w.id), await ledgerCounts(w.id), 'counts equal the ledger mid-pass')
+  }
+  tt.equal(rows, 3 + 500, 'the two pages read before the crash were committed as partial chunks')
+  tt.same(await Promise.all(wfs.map((w) => ownFloor(w.id))), floors, 'no stop point moved')
+  const r2 = await engine({ syncAllStrategy: 'scan' }).syncAll()
+  tt.equal(r2.status, 'success')
+  tt.equal(r2.executions_ingested, 400, 'only what was missing')
+  for (const w of wfs) await assertExact(tt, w, fake.truth(w.n8nId), 'after resync')
+})
+
+t.test('syncAll, instance scan: never-synced workflows join the scan when it is cheap, else get their own list; drift is repaired', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const u = newUser()
+  const old = await newWorkflow(fake, u)
+  fake.runMany(old.n8nId, 1300, (i) => (i % 4 === 0 ? 'error' : 'success'))
+  const e = engine({ syncAllStrategy: 'scan', concurrency: 1 })
+  fake.resetCalls()
+  await e.syncAll()
+  tt.equal(fake.executionCalls(old.n8nId).length, 6, 'alone and never synced: its own list (6 pages) beats scanning the instance')
+  const fresh = await newWorkflow(fake, u)
+  const on = await newWorkflow(fake, u, { active: true, n8nActive: false })
+  const gone = await newWorkflow(fake, u)
+  fake.workflows.delete(gone.n8nId)
+  fake.runMany(fresh.n8nId, 3, 'success')
+  fake.runMany(on.n8nId, 2, 'crashed')
+  fake.resetCalls()
+  const r = await e.syncAll()
+  tt.equal(fake.executionCalls(fresh.n8nId).length, 1, 'a new workflow next to a deep stop point: its own list')
+  tt.equal(r.status, 'partial')
+  tt.match(r.errors, [{ workflow_id: gone.id, code: 'not_found' }])
+  tt.equal((await db.query<{ status: string }>('select status from mvp_workflows where id = $1', [gone.id])).rows[0]?.status, 'missing_in_n8n')
+  tt.equal(fake.workflows.get(on.n8nId)?.active, true, 'active flag set back to the database value')
+  for (const w of [old, fresh, on]) await assertExact(tt, w, fake.truth(w.n8nId), 'mixed')
+  // Six more never-synced workflows at concurrency 1: six waves of one list each cost as much as
+  // reading the instance to its bottom (~1,320 runs: 6 pages), so they join the scan.
+  const more: Wf[] = []
+  for (let i = 0; i < 6; i++) more.push(await newWorkflow(fake, u))
+  for (const w of more) fake.runMany(w.n8nId, 2, 'success')
+  fake.resetCalls()
+  await e.syncAll()
+  tt.equal(more.reduce((n, w) => n + fake.executionCalls(w.n8nId).length, 0), 0, 'they joined the scan: no list of their own')
+  tt.equal(instancePages(fake).length, 1 + 6, 'the ceiling page and the whole instance list')
+  for (const w of [...more, old, fresh, on]) await assertExact(tt, w, fake.truth(w.n8nId), 'joined the scan')
+})
+
+t.test('syncAll, instance scan: n8n without a running list (< 1.113) still counts a hidden run once', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  fake.runningFilterSupported = false
+  const u = newUser()
+  const w = await newWorkflow(fake, u)
+  const other = await newWorkflow(fake, u)
+  fake.runMany(w.n8nId, 3, 'success')
+  const e = engine({ syncAllStrategy: 'scan', scanLagIds: 0, now: () => new Date('2025-01-01T06:00:00Z') })
+  await e.syncAll()
+  const hidden = fake.start(w.n8nId, 'running')
+  fake.runMany(other.n8nId, 300, 'success')
+  await e.syncAll()
+  tt.equal(await ledgerStatus(w.id, hidden), undefined, 'not visible anywhere yet')
+  fake.finish(hidden, 'error')
+  await e.syncAll()
+  tt.equal(await ledgerStatus(w.id, hidden), 'error', 'found below ids already seen')
+  for (const x of [w, other]) await assertExact(tt, x, fake.truth(x.n8nId), 'fallback scan')
 })
 
 // ---- read side -------------------------------------------------------------------

@@ -21,8 +21,13 @@ const description = [
   '',
   'Every event but the final ones has an `id:`, its position in the event log. Reconnect with header `Last-Event-ID: <id>` (or `?since=<id>`; the header wins) to receive exactly the events you missed, then live ones, without gap or duplicate. A comment `: ping` is sent every 15 s.',
   '',
+  'Supabase mode (SUPABASE_URL + SUPABASE_ANON_KEY without DATABASE_URL) has no database session to LISTEN on: this route answers 503 `database_unavailable` there; subscribe to Supabase Realtime (`postgres_changes` on `public.mvp_workflows`) instead.',
+  '',
   'Bounds: at most 5 open streams per user on one server (the next one answers 429 with `Retry-After`); a client that does not read gets at most 1000 events (4 MiB) queued before the stream ends with `overflow`.'
 ].join('\n')
+
+/** GET /events in Supabase mode: no LISTEN without a database session; Realtime does this job. */
+export const SUPABASE_MODE_EVENTS = 'GET /events is not available in Supabase mode (no database session for LISTEN/NOTIFY): subscribe to Supabase Realtime instead (postgres_changes on the workflows table, which is in the supabase_realtime publication; RLS limits each user to their own rows); see the README'
 
 export default async function eventRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>()
@@ -54,6 +59,7 @@ export default async function eventRoutes (fastify: FastifyInstance): Promise<vo
       }
     }
   }, async (request, reply) => {
+    if (app.store.kind === 'supabase') throw new AppError('database_unavailable', SUPABASE_MODE_EVENTS)
     const scope = request.scope
     const user = request.user
     if (!user || scope?.kind !== 'user') throw new AppError('forbidden', 'A user access token is required')

@@ -5,7 +5,7 @@ import { problems } from '../../schemas/problem.ts'
 
 const readySchema = z.object({
   status: z.enum(['ready', 'unavailable']),
-  database: z.object({ ok: z.boolean(), kind: z.enum(['pg', 'pglite']), latency_ms: z.number().nullable() }),
+  database: z.object({ ok: z.boolean(), kind: z.enum(['pg', 'pglite', 'supabase']), latency_ms: z.number().nullable() }),
   n8n: z.object({ reachable: z.boolean() })
 }).meta({ id: 'Readiness' })
 
@@ -35,15 +35,12 @@ export default async function healthRoutes (fastify: FastifyInstance): Promise<v
   }, async (_request, reply) => {
     const started = performance.now()
     const [dbOk, n8nOk] = await Promise.all([
-      Promise.race([
-        app.db.query('select 1').then(() => true, () => false),
-        new Promise<boolean>((resolve) => setTimeout(resolve, 2000, false).unref())
-      ]),
+      app.store.ping(2000),
       app.n8n.ping(2000)
     ])
     const body = {
       status: dbOk ? 'ready' as const : 'unavailable' as const,
-      database: { ok: dbOk, kind: app.db.kind, latency_ms: dbOk ? Math.round((performance.now() - started) * 10) / 10 : null },
+      database: { ok: dbOk, kind: app.store.kind, latency_ms: dbOk ? Math.round((performance.now() - started) * 10) / 10 : null },
       n8n: { reachable: n8nOk }
     }
     return reply.code(dbOk ? 200 : 503).send(body)

@@ -1,0 +1,127 @@
+// Database errors → the contract's problems, for both stores.
+//
+// The SQL functions (supabase/migrations) raise `P0001` with `hint = 'workflow_sync:<code>'`; the pg
+// driver and PostgREST both pass `code`, `message` and `hint` through, so one mapping serves both
+// modes. PostgREST adds errors of its own (`PGRST…`, HTTP statuses, network failures): see
+// supabaseProblem.
+import { isConnectionError } from '../db/database.ts'
+import { AppError } from '../services/errors.ts'
+import type { ProblemCode } from '../services/errors.ts'
+
+export const HINT_PREFIX = 'workflow_sync:'
+
+const HINT_CODES: ReadonlySet<ProblemCode> = new Set<ProblemCode>(['conflict', 'precondition_failed', 'forbidden', 'not_found', 'validation_failed'])
+
+interface SqlErrorLike {
+  code?: unknown
+  message?: unknown
+  hint?: unknown
+}
+
+function fields (err: unknown): { code: string, message: string, hint: string } {
+  const e = (err && typeof err === 'object' ? err : {}) as SqlErrorLike
+  return {
+    code: typeof e.code === 'string' ? e.code : '',
+    message: typeof e.message === 'string' ? e.message : '',
+    hint: typeof e.hint === 'string' ? e.hint : ''
+  }
+}
+
+/**
+ * A Postgres error (pg, PGlite, or PostgREST's JSON of one) as a problem, or undefined when it is
+ * not one the service expects (the caller then treats it as internal, or as a connection loss).
+ */
+export function sqlProblem (err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err
+  const { code, message, hint } = fields(err)
+  if (code === 'P0001' && hint.startsWith(HINT_PREFIX)) {
+    const problem = hint.slice(HINT_PREFIX.length) as ProblemCode
+    if (HINT_CODES.has(problem)) return new AppError(problem, message || 'The request cannot be done', { cause: err })
+  }
+  switch (code) {
+    case 'P0002':
+      // ingest_executions and friends: the workflow is gone (or not the caller's)
+      return new AppError('not_found', 'Workflow not found (deleted during the sync?)', { cause: err })
+    case '23505':
+    case '23503':
+      return new AppError('conflict', 'A conflicting change was made at the same time; retry', { cause: err })
+    case '42501':
+      return new AppError('forbidden', 'This credential may not do that', { cause: err })
+    case '22P02':
+    case '22023':
+    case '22001':
+    case '23502':
+    case '23514':
+      return new AppError('validation_failed', 'The database refused a value of this request', { cause: err })
+    case '40001':
+    case '40P01':
+      return new AppError('conflict', 'The database aborted a concurrent change; retry', { headers: { 'retry-after': '1' }, cause: err })
+  }
+  return undefined
+}
+
+/** For the Postgres store: a problem, a 503 for a lost connection, otherwise the error as it was. */
+export function mapPostgresError (err: unknown): unknown {
+  const problem = sqlProblem(err)
+  if (problem) return problem
+  if (isConnectionError(err)) return new AppError('database_unavailable', 'The database is unavailable; try again shortly', { cause: err })
+  return err
+}
+
+/** What a supabase-js call answers on failure. */
+export interface SupabaseFailure {
+  /** PostgrestError-like JSON: { code, message, details, hint }, or an auth error. */
+  error: { code?: string | undefined, message?: string | undefined, details?: string | null | undefined, hint?: string | null | undefined } | null
+  /** HTTP status; 0 when the request never got an answer. */
+  status: number
+}
+
+/** An unexpected answer from Supabase, kept for the logs (never carries a key or a token). */
+export class SupabaseError extends Error {
+  readonly code: string
+  readonly status: number
+  readonly details: string | null
+  readonly hint: string | null
+  constructor (f: SupabaseFailure) {
+    super(f.error?.message || `Supabase answered HTTP ${f.status}`)
+    this.name = 'SupabaseError'
+    this.code = f.error?.code ?? ''
+    this.status = f.status
+    this.details = f.error?.details ?? null
+    this.hint = f.error?.hint ?? null
+  }
+}
+
+const SCHEMA_CODES = new Set(['PGRST202', 'PGRST204', 'PGRST205', '42883', '42P01', '42703', '3F000'])
+
+export const SCHEMA_MISSING_MESSAGE = 'The Supabase project lacks the workflow-sync schema (or an older version of it): run `supabase db push` with the files of supabase/migrations'
+
+/**
+ * A failed supabase-js call as a problem. `scope` says whose credential was used: a 401 on a user's
+ * token is the user's (invalid_token / token_expired); on the service-role key it is this
+ * service's configuration (503).
+ */
+export function supabaseProblem (f: SupabaseFailure, scope: 'user' | 'service' | 'anon'): AppError | SupabaseError {
+  const code = f.error?.code ?? ''
+  const message = f.error?.message ?? ''
+  if (f.status === 0) {
+    return new AppError('database_unavailable', 'Supabase is unreachable; try again shortly', { headers: { 'retry-after': '2' }, cause: new SupabaseError(f) })
+  }
+  if (f.status === 401 || /^PGRST3\d\d$/.test(code)) {
+    if (scope === 'user') {
+      return /expired/i.test(message)
+        ? new AppError('token_expired', 'The access token has expired', { headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="The access token expired"' } })
+        : new AppError('invalid_token', 'The access token is invalid', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+    }
+    return new AppError('database_unavailable', 'Supabase refused this service\'s API key; check SUPABASE_ANON_KEY / SUPABASE_SERVICE_ROLE_KEY', { cause: new SupabaseError(f) })
+  }
+  if (code === 'PGRST116') return new AppError('not_found', 'Not found', { cause: new SupabaseError(f) })
+  if (SCHEMA_CODES.has(code)) return new AppError('database_unavailable', SCHEMA_MISSING_MESSAGE, { cause: new SupabaseError(f) })
+  const problem = sqlProblem(f.error)
+  if (problem) return problem
+  if (/^PGRST00\d$/.test(code) || /^08/.test(code) || /^53/.test(code) || /^57P0/.test(code) || code === '57014' ||
+      f.status === 429 || f.status === 502 || f.status === 503 || f.status === 504 || f.status === 520) {
+    return new AppError('database_unavailable', 'The Supabase database is unavailable; try again shortly', { headers: { 'retry-after': '2' }, cause: new SupabaseError(f) })
+  }
+  return new SupabaseError(f)
+}

@@ -1,0 +1,26 @@
+import { Writable } from 'node:stream'
+import t from 'tap'
+import nock from 'nock'
+import { loggerOptions } from '../src/app.ts'
+import { buildTestApp, N8N_TEST_ORIGIN, testConfig, testUser, TEST_CRON_SECRET } from './helpers/app.ts'
+
+t.test('logs carry request ids and never a token, cron secret or n8n key', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+  const config = testConfig({ LOG_LEVEL: 'debug' })
+  const h = await buildTestApp({ env: { LOG_LEVEL: 'debug' }, logger: { ...(loggerOptions(config) as object), stream } })
+  t.teardown(() => h.close())
+  t.teardown(() => nock.cleanAll())
+  const u = await testUser()
+  nock(N8N_TEST_ORIGIN).post('/api/v1/workflows').reply(500, { message: 'boom' })
+  const res = await h.app.inject({ method: 'POST', url: '/workflows', headers: { ...u.auth, 'idempotency-key': 'k-1' }, payload: { name: 'x' } })
+  t.equal(res.statusCode, 201)
+  await h.app.inject({ method: 'GET', url: '/me', headers: { authorization: 'Bearer not-a-token' } })
+  await h.app.inject({ method: 'POST', url: '/cleanup', headers: { authorization: `Bearer ${TEST_CRON_SECRET}` }, payload: { dry_run: true } })
+  const all = lines.join('')
+  t.ok(lines.length > 5, 'something was logged')
+  t.ok(all.includes(res.headers['x-request-id'] as string), 'log lines carry the request id')
+  for (const secret of [u.token, 'not-a-token', TEST_CRON_SECRET, 'n8n-test-api-key-should-never-leak', config.SUPABASE_JWT_SECRET!]) {
+    t.notOk(all.includes(secret), `no log line contains ${secret.slice(0, 12)}…`)
+  }
+})
