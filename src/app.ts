@@ -108,6 +108,9 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
     genReqId: () => randomUUID(),
     trustProxy: true,
     return503OnClosing: true,
+    // Opening the embedded database and applying migrations can take longer than Fastify's 10 s
+    // plugin default on a busy small machine; a boot that is merely slow must not fail.
+    pluginTimeout: 120_000,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true }
   }
