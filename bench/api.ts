@@ -16,6 +16,7 @@ const headers = { authorization: `Bearer ${svc.message.token}` }
 const origin = `http://127.0.0.1:${svc.message.port}`
 await load(`${origin}/workflows?limit=50`, { duration: 2, headers })
 const list = await load(`${origin}/workflows?limit=50`, { duration, headers })
+const page = await load(`${origin}/workflows`, { duration, headers })
 await load(`${origin}/me`, { duration: 2, headers })
 const me = await load(`${origin}/me`, { duration, headers })
 const svcRss = peakRssMb(svc.child.pid)
@@ -24,7 +25,8 @@ await svc.stop()
 const pct = (x: number) => `${Math.round((x / base.rps) * 100)} %`
 const rows = [
   ['hello-world (bare Fastify)', base, '100 %', helloRss, '-'],
-  ['GET /workflows?limit=50 (RLS tx, pg)', list, pct(list.rps), svcRss, '>= 20 %, p99 <= 25 ms'],
+  ['GET /workflows?limit=50 (all 50 rows; RLS, pg)', list, pct(list.rps), svcRss, '>= 20 %, p99 <= 25 ms'],
+  ['GET /workflows (default page of 20; RLS, pg)', page, pct(page.rps), svcRss, '>= 20 %, p99 <= 25 ms'],
   ['GET /me (verified caller)', me, pct(me.rps), svcRss, '>= 80 %']
 ] as const
 console.log(`\nautocannon: 50 connections, no pipelining, ${duration} s each, node ${process.version}\n`)

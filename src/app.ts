@@ -49,7 +49,11 @@ export interface AppOptions {
 /** The application as a plugin: shared things first, in dependency order, then the routes. */
 export default async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setValidatorCompiler(validatorCompiler)
-  fastify.setSerializerCompiler(serializerCompiler)
+  // Responses are checked against their zod schemas in development and tests, where a drift
+  // between the code and the documented shape must fail loudly. In production the answers are
+  // built from explicit column lists and mappers, so the check would only cost time: a 50-row
+  // list takes ~170 µs through zod against ~45 µs through JSON.stringify (bench/api.ts).
+  fastify.setSerializerCompiler(opts.config.NODE_ENV === 'production' ? () => (data) => JSON.stringify(data) : serializerCompiler)
 
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorsPlugin)

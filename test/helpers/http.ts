@@ -1,7 +1,9 @@
 // Inject wrapper and problem+json assertions shared by the route tests.
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
-import { N8N_API_KEY } from './n8n-nock.ts'
+import nock from 'nock'
+import { buildTestApp } from './app.ts'
+import { N8N_API_KEY, recordUnmatched } from './n8n-nock.ts'
 
 
 /** Every answer of a test file passes through here: none may ever carry the n8n API key. */
@@ -49,4 +51,24 @@ export function assertValidation (t: Test, res: LightMyRequestResponse, paths: s
   t.ok(Array.isArray(errors) && errors.length > 0, 'errors[] present')
   for (const p of paths) t.ok(errors?.some((e) => e.path === p && typeof e.message === 'string' && e.message.length > 0), `errors[] names ${p}: ${JSON.stringify(errors)}`)
   return body
+}
+
+/**
+ * A route-test app with n8n faked by nock: no real network, every answer checked for leaks by
+ * `inject`, unmatched n8n requests recorded, and everything torn down with the test file.
+ */
+export async function nockedTestApp (t: Test, opts: Parameters<typeof buildTestApp>[0] & { cleanNockAfterEach?: boolean } = {}) {
+  const { cleanNockAfterEach = true, ...appOpts } = opts
+  nock.disableNetConnect()
+  const h = await buildTestApp({ ...appOpts, env: { RATE_LIMIT_MAX: '100000', ...appOpts.env } })
+  const { inject, seen } = injector(h.app)
+  const unmatched = recordUnmatched()
+  t.teardown(async () => {
+    unmatched.stop()
+    nock.cleanAll()
+    nock.enableNetConnect()
+    await h.close()
+  })
+  if (cleanNockAfterEach) t.afterEach(() => { nock.cleanAll() })
+  return { h, inject, seen, unmatched }
 }

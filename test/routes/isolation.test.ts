@@ -3,21 +3,12 @@
 // nor written — the database's own policies decide, not only the code's filters.
 import t from 'tap'
 import nock from 'nock'
-import { buildTestApp, testUser } from '../helpers/app.ts'
+import { testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
-import { assertProblem, injector } from '../helpers/http.ts'
-import { expectCreate, recordUnmatched } from '../helpers/n8n-nock.ts'
+import { assertProblem, nockedTestApp } from '../helpers/http.ts'
+import { expectCreate } from '../helpers/n8n-nock.ts'
 
-nock.disableNetConnect()
-const h = await buildTestApp({ env: { RATE_LIMIT_MAX: '100000' } })
-const { inject } = injector(h.app)
-const unmatched = recordUnmatched()
-t.teardown(async () => {
-  unmatched.stop()
-  nock.cleanAll()
-  nock.enableNetConnect()
-  await h.close()
-})
+const { h, inject, unmatched } = await nockedTestApp(t, { cleanNockAfterEach: false })
 
 const A = await testUser()
 const B = await testUser()

@@ -4,22 +4,12 @@ import t from 'tap'
 import type { Test } from 'tap'
 import nock from 'nock'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildTestApp, testUser } from '../helpers/app.ts'
+import { testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
-import { assertProblem, injector } from '../helpers/http.ts'
-import { API, expectCreate, expectUpdate, n8n, n8nWorkflow, recordUnmatched } from '../helpers/n8n-nock.ts'
+import { assertProblem, nockedTestApp } from '../helpers/http.ts'
+import { API, expectCreate, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
 
-nock.disableNetConnect()
-const h = await buildTestApp({ env: { RATE_LIMIT_MAX: '100000' } })
-const { inject, seen } = injector(h.app)
-const unmatched = recordUnmatched()
-t.teardown(async () => {
-  unmatched.stop()
-  nock.cleanAll()
-  nock.enableNetConnect()
-  await h.close()
-})
-t.afterEach(() => { nock.cleanAll() })
+const { h, inject, seen, unmatched } = await nockedTestApp(t)
 
 const trigger = { name: 'Webhook', type: 'n8n-nodes-base.webhook' }
 const SLOW_MS = 900

@@ -2,22 +2,13 @@
 import t from 'tap'
 import nock from 'nock'
 import { PgliteDatabase } from '../../src/db/pglite-database.ts'
-import { buildTestApp, testUser } from '../helpers/app.ts'
-import { assertProblem, injector } from '../helpers/http.ts'
-import { API, expectCreate, expectUpdate, n8n, n8nWorkflow, recordUnmatched } from '../helpers/n8n-nock.ts'
+import { testUser } from '../helpers/app.ts'
+import { assertProblem, nockedTestApp } from '../helpers/http.ts'
+import { API, expectCreate, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
 
-nock.disableNetConnect()
 const db = await PgliteDatabase.open(undefined)
-const h = await buildTestApp({ db, migrate: true, env: { RATE_LIMIT_MAX: '100000' } })
-const { inject } = injector(h.app)
-const unmatched = recordUnmatched()
-t.teardown(async () => {
-  unmatched.stop()
-  nock.cleanAll()
-  nock.enableNetConnect()
-  await h.close()
-  await db.close()
-})
+const { h, inject, unmatched } = await nockedTestApp(t, { db, migrate: true, cleanNockAfterEach: false })
+t.teardown(() => db.close())
 
 const trigger = { name: 'Webhook', type: 'n8n-nodes-base.webhook' }
 

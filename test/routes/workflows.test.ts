@@ -5,21 +5,10 @@ import nock from 'nock'
 import { PgDatabase } from '../../src/db/pg-database.ts'
 import { buildTestApp, testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
-import { assertProblem, assertValidation, injector } from '../helpers/http.ts'
-import { API, expectActivate, expectCreate, expectDeactivate, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY, recordUnmatched } from '../helpers/n8n-nock.ts'
+import { assertProblem, assertValidation, nockedTestApp } from '../helpers/http.ts'
+import { API, expectActivate, expectCreate, expectDeactivate, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
 
-nock.disableNetConnect()
-
-const h = await buildTestApp({ env: { BODY_LIMIT_BYTES: '16384', RATE_LIMIT_MAX: '100000' } })
-const { inject, seen } = injector(h.app)
-const unmatched = recordUnmatched()
-t.teardown(async () => {
-  unmatched.stop()
-  nock.cleanAll()
-  nock.enableNetConnect()
-  await h.close()
-})
-t.afterEach(() => { nock.cleanAll() })
+const { h, inject, seen, unmatched } = await nockedTestApp(t, { env: { BODY_LIMIT_BYTES: '16384' } })
 
 const trigger = { name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0] as [number, number], parameters: { path: 'x' } }
 
