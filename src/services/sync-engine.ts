@@ -42,9 +42,9 @@
 // within that window (in addition to C). Cost: each sync re-reads the last window of each
 // workflow's executions (still writing nothing when nothing changed).
 //
-// CRASH SAFETY: each n8n page is one transaction (`ingest_executions`: ledger upsert + counts +
-// last_execution_*), and the floor moves only in the transaction of the page that completes the
-// pass, after every older page committed. A crash anywhere leaves counts equal to the ledger and
+// CRASH SAFETY: each n8n page is written in one transaction (`ingest_executions`: ledger upsert +
+// counts + last_execution_*; possibly together with other workflows' pages), and the floor moves
+// only in the transaction of the page that completes the pass, after every older page committed. A crash anywhere leaves counts equal to the ledger and
 // the floor where a full re-read down to it catches everything; the next sync does exactly that.
 //
 // COST of a re-sync with nothing new: one list call per workflow (the first page already reaches
@@ -53,6 +53,39 @@
 // sync_logs row. mvp_workflows (counts, last_execution_*, floor, last_sync_at) is written only
 // when something changed: last_sync_at is the last sync that found something new for the
 // workflow (every sync is in sync_logs).
+//
+// CONCURRENCY AND WRITES: at most `concurrency` (N8N_CONCURRENCY) n8n calls are in flight per
+// engine; a workflow gives its call slot back while its page is written, so the next workflow's
+// call starts meanwhile (at most 2 x concurrency workflows in progress, each holding one page).
+// The pages of one sync are written by group commit (IngestBatcher): a page that finds a free
+// lane is written at once, pages arriving meanwhile go together in one transaction
+// (ingest_executions_batch: one round trip, one commit), retried one by one if the batch fails.
+//
+// INSTANCE SCAN (/sync/all, `syncAllStrategy: 'scan'`, the default): instead of one list per
+// workflow, ONE newest-first pass over the instance's list (no workflowId), after the same C and
+// running list, down to the lowest stop point of the workflows in it; items are grouped by
+// workflowId (other workflows, not ours or not in this sync, are ignored). It is the same pass
+// per workflow, read through a different window, so the argument above holds item by item: once
+// the scan has gone below a workflow's stop point, every execution above it has been read, and
+// its pass is complete. Writes: items are buffered per workflow (as small JSON strings) and
+// written in set-based batches (ingest_scan_batch); a workflow's buffer goes out when its pass
+// completes (with its running-list entries first, and the stop point moving to C in the same
+// transaction), or earlier as a partial chunk when it holds a page or when the buffers together
+// exceed `scanBufferLimit` (memory bound; the stop point does not move). Rounds of writes run one
+// at a time while the next page is read, so a workflow's chunks commit in order and the one that
+// moves its stop point last; a workflow whose chunk fails fails alone (its later chunks are
+// dropped, its stop point stays). The scan never holds a stop point below open rows (the scan's
+// depth is the lowest stop point of ALL workflows): they are re-checked by id, except those the
+// scan itself just saw. A workflow with nothing new, no active run and no open row (idle) has a
+// complete pass too; its stop point is raised to C in workflow_scan_floors (not mvp_workflows:
+// no event, Realtime or updated_at for an unchanged row) once it lags C by more than
+// `scanLagIds`, else every later scan would have to read down to the oldest idle stop point.
+// Workflows that never completed a pass join the scan when reading the instance to its bottom
+// (at most stop/250 more pages: ids are never reused) costs no more than their own lists
+// (⌈n/concurrency⌉ waves), else they get their own list as in a user's sync. A failed scan page
+// fails the workflows whose pass was not complete yet (what was written stays; the next sync
+// re-reads from their stop points). Cost with nothing new: C, the running list, the drift
+// listing and ONE scan page, whatever the number of workflows (bench/sync.ts, P2).
 
 import type { Database } from '../db/database.ts'
 import { PostgresStore } from '../store/postgres-store.ts'
@@ -88,7 +121,7 @@ export interface SyncEngineOptions {
   db?: Database
   n8n: SyncN8n
   logger: SyncLogger
-  /** Parallel workflows (n8n calls + their transactions) across every sync of this engine. */
+  /** n8n calls in flight across every sync of this engine (N8N_CONCURRENCY); workflows in progress: 2x. */
   concurrency: number
   /** Retries a `pending` deploy (the workflow service provides it). */
   redeploy?: (scope: Scope, workflowId: string) => Promise<void>
@@ -888,9 +921,14 @@ export class SyncEngine {
     }))
 
     const states = new Map<string, ScanWf>()
-    const open = scanSet.length === 0
-      ? new Set<string>()
-      : new Set(await this.#store.workflowsWithOpenRows(st.scope, scanSet.map((t) => t.id)))
+    let open: Set<string>
+    try {
+      open = new Set(scanSet.length === 0 ? [] : await this.#store.workflowsWithOpenRows(st.scope, scanSet.map((t) => t.id)))
+    } catch (err) {
+      for (const t of scanSet) this.#fail(st, t.id, err)
+      await Promise.all(directTasks)
+      return
+    }
     for (const t of scanSet) {
       const n8nId = t.n8n_workflow_id
       if (n8nId === null) continue
@@ -947,20 +985,26 @@ export class SyncEngine {
 
     /** Writes these workflows' buffers (final: and ends their pass); one round at a time. */
     const flush = async (items: Array<[ScanWf, boolean]>): Promise<void> => {
+      if (items.length === 0) return
+      // Rounds are sequential, so a workflow's chunks commit in order and its final one (which
+      // moves its stop point) last; the next page is read while a round is written. The jobs are
+      // built once the previous round is done: a workflow whose chunk failed there gets no final
+      // job (its stop point must not pass executions that were not written).
+      await round
       const jobs: Array<{ w: ScanWf, job: ScanJob }> = []
       for (const [w, final] of items) {
-        if (w.error !== null) continue
+        if (w.error !== null) {
+          buffered -= w.buf.length
+          w.buf = []
+          continue
+        }
         const pending = w.runningPending ? [...w.running, ...w.buf] : w.buf
         w.runningPending = false
         buffered -= w.buf.length
         w.buf = []
         jobs.push({ w, job: { workflowId: w.t.id, items: pending, final } })
       }
-      if (jobs.length === 0) return
-      // Rounds are sequential, so a workflow's chunks commit in order and its final one (which
-      // moves its stop point) last; the next page is read while a round is written.
-      await round
-      round = this.#scanRound(st, jobs, scanOptions, rechecks)
+      if (jobs.length > 0) round = this.#scanRound(st, jobs, scanOptions, rechecks)
     }
 
     let lastId: bigint | null = null
@@ -1034,9 +1078,13 @@ export class SyncEngine {
       const raiseTo = fallback ? (cutoffId === null ? null : (cutoffId < C ? cutoffId : C)) : C
       if (raiseTo !== null) {
         const lagging = idle.filter((w) => w.error === null && w.floor >= 0n && raiseTo - w.floor > this.#scanLagIds).map((w) => w.t.id)
-        for (let i = 0; i < lagging.length; i += 5000) {
-          const ids = lagging.slice(i, i + 5000)
-          await this.#store.raiseScanFloors(st.scope, ids, raiseTo.toString())
+        try {
+          for (let i = 0; i < lagging.length; i += 5000) {
+            await this.#store.raiseScanFloors(st.scope, lagging.slice(i, i + 5000), raiseTo.toString())
+          }
+        } catch (err) {
+          // Only an optimisation: the next scan reads deeper, nothing is lost.
+          this.#log.warn({ err }, 'sync: raising idle stop points failed')
         }
       }
     }

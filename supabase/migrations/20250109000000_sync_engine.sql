@@ -424,6 +424,9 @@ create or replace function public.ingest_scan_batch(
 language plpgsql
 security invoker
 set search_path = public, pg_temp
+-- One call per batch of up to hundreds of workflows, of very different sizes: plan each statement
+-- for the batch at hand (a cached generic plan made while the ledger was small would seq-scan it).
+set plan_cache_mode = force_custom_plan
 as $$
 declare
   v_ceiling bigint := (p_options ->> 'ceiling')::bigint;

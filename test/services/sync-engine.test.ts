@@ -765,6 +765,48 @@ t.test('syncAll, instance scan: a crash between pages keeps what was committed; 
   for (const w of wfs) await assertExact(tt, w, fake.truth(w.n8nId), 'after resync')
 })
 
+t.test('syncAll, instance scan: a workflow whose writes fail fails alone, its stop point stays, the others are exact', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const u = newUser()
+  const [a, b, bad] = [await newWorkflow(fake, u), await newWorkflow(fake, u), await newWorkflow(fake, u)]
+  if (!a || !b || !bad) throw new Error('setup')
+  for (const w of [a, b, bad]) fake.runMany(w.n8nId, 1, 'success')
+  await engine({ syncAllStrategy: 'scan' }).syncAll()
+  const badFloor = await ownFloor(bad.id)
+  for (let i = 0; i < 600; i++) fake.start([a, b, bad][i % 3]?.n8nId ?? '', i % 5 === 0 ? 'error' : 'success')
+  // The same injected failure as above: the counts update of `bad` raises (in a batch with the others).
+  await db.query(`create table if not exists test_fail_counts (workflow_id uuid primary key);
+    grant select on test_fail_counts to authenticated, service_role;
+    create or replace function test_fail_counts_fn() returns trigger language plpgsql as $$
+    begin
+      if exists (select 1 from public.test_fail_counts where workflow_id = new.id)
+         and new.execution_count is distinct from old.execution_count then
+        raise exception 'injected failure between ledger and counts';
+      end if;
+      return new;
+    end $$;
+    drop trigger if exists test_fail_counts_trg on mvp_workflows;
+    create trigger test_fail_counts_trg before update on mvp_workflows for each row execute function test_fail_counts_fn();`)
+  await db.query('delete from test_fail_counts')
+  await db.query('insert into test_fail_counts values ($1)', [bad.id])
+  tt.teardown(() => db.query('drop trigger if exists test_fail_counts_trg on mvp_workflows'))
+  const r1 = await engine({ syncAllStrategy: 'scan', scanBufferLimit: 250 }).syncAll()
+  internalErrors.length = 0
+  tt.equal(r1.status, 'partial')
+  tt.equal(r1.workflows_failed, 1)
+  tt.match(r1.errors, [{ workflow_id: bad.id }])
+  tt.equal(await ownFloor(bad.id), badFloor, 'its stop point did not move')
+  tt.equal((await ledgerRows(bad.id)).total, 1, 'none of its new executions was written')
+  tt.same(await counts(bad.id), await ledgerCounts(bad.id))
+  for (const w of [a, b]) await assertExact(tt, w, fake.truth(w.n8nId), 'the others')
+  await db.query('delete from test_fail_counts')
+  const r2 = await engine({ syncAllStrategy: 'scan' }).syncAll()
+  tt.equal(r2.status, 'success')
+  tt.equal(r2.executions_ingested, 200)
+  for (const w of [a, b, bad]) await assertExact(tt, w, fake.truth(w.n8nId), 'after the fault is gone')
+})
+
 t.test('syncAll, instance scan: never-synced workflows join the scan when it is cheap, else get their own list; drift is repaired', async (tt) => {
   await onlyThese()
   const fake = useFake(tt)
