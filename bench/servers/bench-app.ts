@@ -1,0 +1,45 @@
+// The service as benchmarks run it: production settings, a fresh server Postgres database that
+// is dropped afterwards, and rate limits out of the way of the load generator.
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../src/app.ts'
+import { loadConfig } from '../../src/config.ts'
+
+export const BENCH_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef'
+const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+async function admin (sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl })
+  await c.connect()
+  try {
+    await c.query(sql)
+  } finally {
+    await c.end()
+  }
+}
+
+export async function startBenchApp (prefix: string, env: Record<string, string> = {}): Promise<{ app: FastifyInstance, databaseUrl: string, close(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`
+  await admin(`create database ${name}`)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: url.toString(),
+    SUPABASE_JWT_SECRET: BENCH_SECRET,
+    RATE_LIMIT_MAX: '1000000',
+    N8N_API_URL: 'http://127.0.0.1:9/api/v1',
+    ...env
+  })
+  const app = await buildApp({ config, logger: false, swaggerUi: false })
+  return {
+    app,
+    databaseUrl: url.toString(),
+    async close () {
+      await app.close()
+      await admin(`drop database if exists ${name} with (force)`)
+    }
+  }
+}
