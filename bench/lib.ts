@@ -3,6 +3,9 @@ import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 
+/** The heap flags `npm start` and the Docker image run the service with (see package.json). */
+export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=256']
+
 export interface Started<M> {
   child: ChildProcess
   message: M
@@ -11,7 +14,7 @@ export interface Started<M> {
 
 /** Starts a bench server in its own process (the load generator must not share its event loop). */
 export async function startServer<M extends { port: number }> (file: string): Promise<Started<M>> {
-  const child = fork(file, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--disable-warning=ExperimentalWarning'] })
+  const child = fork(file, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--disable-warning=ExperimentalWarning', ...PRODUCTION_NODE_FLAGS] })
   const message = await new Promise<M>((resolve, reject) => {
     child.once('message', (m) => resolve(m as M))
     child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)))
