@@ -1,10 +1,9 @@
 import { mkdirSync } from 'node:fs'
 import { PGlite, types } from '@electric-sql/pglite'
+import { Semaphore } from '../lib/semaphore.ts'
 import { claimsSql, parseTimestamptz } from './database.ts'
 import type { Database, Listener, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
-// PGlite is one Postgres backend in this process: every statement and transaction is serialised
-// here, so an open RLS transaction can never be shared with another request's statements.
 // PGlite 0.5 ignores constructor-level parsers: they go with every query.
 const queryOptions = {
   parsers: {
@@ -13,26 +12,13 @@ const queryOptions = {
   }
 }
 
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve()
-  private pending = 0
-  run<T> (fn: () => Promise<T>): Promise<T> {
-    this.pending++
-    const next = this.tail.then(fn, fn)
-    this.tail = next.then(() => { this.pending-- }, () => { this.pending-- })
-    return next
-  }
-
-  get waiting (): number {
-    return Math.max(0, this.pending - 1)
-  }
-}
-
 export class PgliteDatabase implements Database {
   readonly kind = 'pglite' as const
   readonly db: PGlite
-  private readonly mutex = new Mutex()
-  private readonly locks = new Map<string, Mutex>()
+  // PGlite is one Postgres backend in this process: every statement and transaction takes this
+  // single slot, in order, so an open RLS transaction is never shared with another request's statements.
+  private readonly mutex = new Semaphore(1)
+  private readonly locks = new Map<string, Semaphore>()
 
   private constructor (db: PGlite) {
     this.db = db
@@ -89,7 +75,7 @@ export class PgliteDatabase implements Database {
     const id = `${namespace}:${key}`
     let lock = this.locks.get(id)
     if (!lock) {
-      lock = new Mutex()
+      lock = new Semaphore(1)
       this.locks.set(id, lock)
     }
     const held = lock

@@ -88,6 +88,7 @@
 // listing and ONE scan page, whatever the number of workflows (bench/sync.ts, P2).
 
 import type { Database } from '../db/database.ts'
+import { Semaphore } from '../lib/semaphore.ts'
 import { PostgresStore } from '../store/postgres-store.ts'
 import { serviceScope } from '../store/scope.ts'
 import type { LockSpec, Store } from '../store/store.ts'
@@ -226,30 +227,6 @@ interface RunState {
   synced: number
   failed: number
   ingested: number
-}
-
-class Semaphore {
-  #free: number
-  readonly #queue: Array<() => void> = []
-
-  constructor (n: number) {
-    this.#free = Math.max(1, Math.trunc(n))
-  }
-
-  async run<T> (fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) {
-      this.#free--
-    } else {
-      await new Promise<void>((resolve) => this.#queue.push(resolve))
-    }
-    try {
-      return await fn()
-    } finally {
-      const next = this.#queue.shift()
-      if (next) next()
-      else this.#free++
-    }
-  }
 }
 
 /**
@@ -423,10 +400,10 @@ export class SyncEngine {
     this.#graceMs = opts.runningGraceMs ?? 24 * 3600_000
     // A workflow gives its n8n slot back while its page is written, so the next workflow's call
     // starts meanwhile; at most twice as many workflows are in progress (memory bound).
-    this.#work = new Semaphore(2 * opts.concurrency)
-    this.#n8nSlots = new Semaphore(opts.concurrency)
+    this.#work = new Semaphore(Math.max(1, 2 * Math.trunc(opts.concurrency)))
+    this.#n8nSlots = new Semaphore(Math.max(1, Math.trunc(opts.concurrency)))
     this.#concurrency = Math.max(1, Math.trunc(opts.concurrency))
-    this.#syncSlots = new Semaphore(opts.maxParallelSyncs ?? 4)
+    this.#syncSlots = new Semaphore(Math.max(1, Math.trunc(opts.maxParallelSyncs ?? 4)))
     this.#allStrategy = opts.syncAllStrategy ?? 'scan'
     this.#scanBufferLimit = Math.max(PAGE, opts.scanBufferLimit ?? 20_000)
     this.#scanLagIds = BigInt(Math.max(0, Math.trunc(opts.scanLagIds ?? 1000)))
