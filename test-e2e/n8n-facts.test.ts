@@ -12,8 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { DEFAULT_N8N_VERSIONS, n8nApi, startN8n, triggerWebhook } from './n8n-harness.ts'
+import { DEFAULT_N8N_VERSIONS, FINAL, n8nApi, startN8n, triggerWebhook, waitFor } from './n8n-harness.ts'
 import type { N8nApi } from './n8n-harness.ts'
 
 const versions = (process.env.N8N_VERSIONS ?? '').split(/[\s,]+/).filter(Boolean)
@@ -67,18 +66,6 @@ const waitFiveSeconds = {
   parameters: { resume: 'timeInterval', amount: 5, unit: 'seconds' },
 }
 
-/** Statuses after which an execution does not change any more. */
-const FINAL = new Set(['success', 'error', 'crashed', 'canceled'])
-
-async function waitFor<T> (what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
 
 async function executionsOf (api: N8nApi, workflowId: string, query: Record<string, string> = {}): Promise<Json[]> {
   const r = await api.get('/executions', { workflowId, ...query })

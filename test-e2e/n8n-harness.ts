@@ -19,6 +19,20 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 export const DEFAULT_N8N_VERSIONS = ['1.123.5', '2.30.8']
 
+/** Statuses after which an n8n execution does not change any more. */
+export const FINAL = new Set(['success', 'error', 'crashed', 'canceled'])
+
+/** Polls fn until it answers something truthy; throws, naming `what`, after timeoutMs. */
+export async function waitFor<T> (what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
 export interface StartN8nOptions {
   version: string
   port: number

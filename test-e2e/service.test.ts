@@ -26,7 +26,7 @@ import { loadConfig } from '../src/config.ts'
 import { createTestDatabase } from '../test/helpers/db.ts'
 import type { TestDatabase } from '../test/helpers/db.ts'
 import { mintUserToken, TEST_JWT_SECRET } from '../test/helpers/tokens.ts'
-import { DEFAULT_N8N_VERSIONS, n8nApi, startN8n, triggerWebhook } from './n8n-harness.ts'
+import { DEFAULT_N8N_VERSIONS, FINAL, n8nApi, startN8n, triggerWebhook, waitFor } from './n8n-harness.ts'
 import type { N8nApi, N8nInstance } from './n8n-harness.ts'
 
 const versions = (process.env.N8N_VERSIONS ?? '').split(/[\s,]+/).filter(Boolean)
@@ -49,18 +49,6 @@ interface Answer {
   text: string
 }
 
-/** Statuses after which an n8n execution does not change any more. */
-const FINAL = new Set(['success', 'error', 'crashed', 'canceled'])
-
-async function waitFor<T> (what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // n8n definitions

@@ -12,6 +12,17 @@ export function databaseUrl (name: string): string {
   return u.toString()
 }
 
+/** One statement on the admin database (create/drop database), on a connection of its own. */
+export async function adminQuery (sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  try {
+    await admin.query(sql)
+  } finally {
+    await admin.end()
+  }
+}
+
 export interface TestDatabase {
   name: string
   url: string
@@ -21,13 +32,7 @@ export interface TestDatabase {
 
 export async function createTestDatabase (prefix = 'ws_test'): Promise<TestDatabase> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  try {
-    await admin.query(`create database ${name}`)
-  } finally {
-    await admin.end()
-  }
+  await adminQuery(`create database ${name}`)
   const url = databaseUrl(name)
   const db = new PgDatabase({ connectionString: url, max: 10 })
   await migrate(db)
@@ -40,13 +45,7 @@ export async function createTestDatabase (prefix = 'ws_test'): Promise<TestDatab
       if (dropped) return
       dropped = true
       await db.close().catch(() => {})
-      const c = new pg.Client({ connectionString: ADMIN_URL })
-      await c.connect()
-      try {
-        await c.query(`drop database if exists ${name} with (force)`)
-      } finally {
-        await c.end()
-      }
+      await adminQuery(`drop database if exists ${name} with (force)`)
     }
   }
 }

@@ -1,19 +1,10 @@
 import t from 'tap'
 import nock from 'nock'
-import pg from 'pg'
 import { buildTestApp, N8N_TEST_ORIGIN } from '../helpers/app.ts'
-import { ADMIN_URL } from '../helpers/db.ts'
+import { adminQuery } from '../helpers/db.ts'
 
 /** The database disappears under a running app (its pool stays open and finds it gone). */
-async function dropUnderTheApp (name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  try {
-    await admin.query(`drop database if exists ${name} with (force)`)
-  } finally {
-    await admin.end()
-  }
-}
+const dropUnderTheApp = (name: string): Promise<void> => adminQuery(`drop database if exists ${name} with (force)`)
 
 t.test('/health and /ready', async (t) => {
   const h = await buildTestApp()
