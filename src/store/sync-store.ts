@@ -50,20 +50,23 @@ export interface IngestResult {
   recheck: string[]
 }
 
+/**
+ * The workflows a sync looks at, with their effective stop point: the SQL function both stores
+ * call (Supabase through rpc), read here in its keyset pages of 1,000.
+ */
 export async function listSyncTargets (tx: Queryable, filter: { workflowIds?: string[] | null } = {}): Promise<SyncTarget[]> {
   const ids = filter.workflowIds ?? null
-  // The effective stop point (see workflow_scan_floors in the migration).
-  const res = await tx.query<SyncTarget>(
-    `select m.id, m.user_id, m.name, m.active, m.status, m.n8n_workflow_id,
-            (case when m.execution_floor_id is null then null
-                  else greatest(m.execution_floor_id, f.floor_id) end)::text as execution_floor_id
-       from public.mvp_workflows m
-       left join public.workflow_scan_floors f on f.workflow_id = m.id
-      where ($1::uuid[] is null or m.id = any($1::uuid[]))
-      order by m.user_id, m.id`,
-    [ids]
-  )
-  return res.rows
+  const all: SyncTarget[] = []
+  let after: SyncTarget | undefined
+  for (;;) {
+    const res = await tx.query<SyncTarget>(
+      'select * from public.list_sync_targets($1::uuid[], $2::uuid, $3::uuid, 1000)',
+      [ids, after?.user_id ?? null, after?.id ?? null]
+    )
+    all.push(...res.rows)
+    if (res.rows.length < 1000) return all
+    after = res.rows[res.rows.length - 1]
+  }
 }
 
 export async function ingestExecutions (
@@ -145,11 +148,7 @@ export async function ingestScanBatch (tx: Queryable, jobs: ScanJob[], syncedAt:
 /** Workflows (of these) with open ledger rows: waiting/new/running/unknown, not vanished. */
 export async function workflowsWithOpenRows (tx: Queryable, workflowIds: string[]): Promise<string[]> {
   const res = await tx.query<{ workflow_id: string }>(
-    `select distinct workflow_id from public.workflow_executions
-      where workflow_id = any($1::uuid[])
-        and status not in ('success', 'error', 'crashed', 'canceled') and vanished_at is null`,
-    [workflowIds]
-  )
+    'select public.workflows_with_open_rows($1::uuid[]) as workflow_id', [workflowIds])
   return res.rows.map((r) => r.workflow_id)
 }
 

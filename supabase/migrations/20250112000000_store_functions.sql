@@ -276,8 +276,8 @@ $$;
 
 -- ---------------------------------------------------------------------------
 -- Reads of the sync engine that PostgREST cannot express (a join, DISTINCT, long id lists) or
--- that must be paged under Supabase's max_rows (1000 by default). The Postgres store runs the
--- equivalent SQL of src/store/sync-store.ts; the store contract tests hold both to one answer.
+-- that must be paged under Supabase's max_rows (1000 by default). Both stores call them (the
+-- Postgres store with select, in the same pages).
 
 -- list_sync_targets: the workflows a sync looks at, with the effective stop point (the larger of
 -- the workflow's own and the instance scan's, see workflow_scan_floors), ordered by (user_id, id),
