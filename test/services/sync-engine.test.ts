@@ -599,9 +599,9 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   tt.equal((await ledgerRows(b.id)).total, 0)
   await tt.rejects(e.listExecutions(alice.scope, b.id), { code: 'not_found' })
 
-  // the same store function under alice's RLS cannot reach bob's workflow
+  // the store function is not executable with a user's token at all (trust model: service_role only)
   await tt.rejects(db.withUser({ sub: alice.id, role: 'authenticated' }, (tx) =>
-    tx.query("select public.ingest_executions($1, '[]'::jsonb, now(), '{}'::jsonb)", [b.id])), /not found/)
+    tx.query("select public.ingest_executions($1, '[]'::jsonb, now(), '{}'::jsonb)", [b.id])), { code: '42501' })
 
   const rb = await e.syncUser(bob.scope)
   tt.equal(rb.status, 'success')
