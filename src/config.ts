@@ -67,7 +67,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: () => string = defaultSecret): Config {
+export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: (env: Env) => string = defaultSecret): Config {
   const parsed = configSchema.safeParse(env)
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`))
@@ -82,7 +82,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     if (e.NODE_ENV === 'production') {
       throw new ConfigError(['SUPABASE_JWT_SECRET or SUPABASE_URL (or SUPABASE_JWKS_URL): one is required when NODE_ENV=production, so that access tokens can be verified'])
     }
-    secret = generateSecret()
+    secret = generateSecret(e)
     devAuth = true
   }
   return {
