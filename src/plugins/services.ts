@@ -5,6 +5,7 @@ import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../services/sync-engine.ts'
 import type { SyncHooks } from '../services/sync-engine.ts'
 import { CleanupService } from '../services/cleanup.ts'
+import { ExecutionStatsService } from '../services/execution-stats.ts'
 import { serviceScope } from '../store/scope.ts'
 
 declare module 'fastify' {
@@ -12,6 +13,7 @@ declare module 'fastify' {
     workflowService: WorkflowService
     syncEngine: SyncEngine
     cleanup: CleanupService
+    executionStats: ExecutionStatsService
   }
 }
 
@@ -37,6 +39,7 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     redeploy: async (scope, workflowId) => { await workflowService.deploy(scope, workflowId) },
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
+  app.decorate('executionStats', new ExecutionStatsService({ store: app.store }))
   app.decorate('cleanup', new CleanupService({
     store: app.store,
     n8n: app.n8n,
