@@ -30,6 +30,7 @@ import workflowSyncCompatRoutes from './routes/workflow-sync/index.ts'
 import cleanupRoutes from './routes/cleanup/index.ts'
 import eventsPlugin from './plugins/events.ts'
 import eventRoutes from './routes/events/index.ts'
+import dashboardPlugin from './plugins/dashboard.ts'
 
 export interface AppOptions {
   config: Config
@@ -84,6 +85,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(cleanupRoutes)
   await fastify.register(eventsPlugin)
   await fastify.register(eventRoutes)
+  await fastify.register(dashboardPlugin)
 }
 
 /** Logger settings: request ids on every line; credentials never written. */
