@@ -31,6 +31,7 @@ import cleanupRoutes from './routes/cleanup/index.ts'
 import statsRoutes from './routes/stats/index.ts'
 import eventsPlugin from './plugins/events.ts'
 import eventRoutes from './routes/events/index.ts'
+import dashboardPlugin from './plugins/dashboard.ts'
 
 export interface AppOptions {
   config: Config
@@ -86,6 +87,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(cleanupRoutes)
   await fastify.register(eventsPlugin)
   await fastify.register(eventRoutes)
+  await fastify.register(dashboardPlugin)
 }
 
 /** Logger settings: request ids on every line; credentials never written. */
