@@ -4,6 +4,7 @@
 import t from 'tap'
 import nock from 'nock'
 import { SupabaseStore } from '../../src/store/supabase-store.ts'
+import { readMigrations } from '../../src/db/migrate.ts'
 import { createTestDatabase } from '../helpers/db.ts'
 import { startPostgrestEmulator } from '../helpers/postgrest-emulator.ts'
 import { storeContract } from './store-contract.ts'
@@ -34,7 +35,6 @@ storeContract(t, 'Supabase (supabase-js → PostgREST emulation → Postgres)', 
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
 import { decodeJwt } from 'jose'
-import { readMigrations } from '../../src/db/migrate.ts'
 import { AppError } from '../../src/services/errors.ts'
 import { SupabaseError } from '../../src/store/errors.ts'
 import { serviceScope, userScope } from '../../src/store/scope.ts'
@@ -268,6 +268,7 @@ t.test('lease locks: renewed while held, taken over after a holder died, bounded
 })
 
 t.test('checkSchema: the boot check and its messages', async (t) => {
+  // the newest migration file (every migration redefines workflow_sync_schema_version)
   const expected = (await readMigrations()).at(-1)!.version
   t.equal(await store.checkSchema(expected), expected, 'the schema is there')
   t.equal(await store.ping(), true)
