@@ -1,7 +1,8 @@
 // The process: build the app, listen, close with grace. Nothing imports this file.
 import { SignJWT } from 'jose'
 import { buildApp } from './app.ts'
-import { ConfigError, loadConfig } from './config.ts'
+import { ConfigError, loadConfig, selectStoreMode } from './config.ts'
+import { AlreadyRunningError, checkPortFree, lockDataDir } from './single-instance.ts'
 import type { Config } from './config.ts'
 import { loadDevSecret } from './dev-secret.ts'
 import type { DevSecret } from './dev-secret.ts'
@@ -30,6 +31,15 @@ try {
     process.exit(1)
   }
   throw err
+}
+
+// Before anything is opened: a second start on the same port or embedded database says so in one line.
+try {
+  await checkPortFree(config.HOST, config.PORT)
+  if (!config.DATABASE_URL && config.PGLITE_DIR !== 'memory' && selectStoreMode(config).mode === 'embedded') lockDataDir(config.PGLITE_DIR)
+} catch (err) {
+  console.error(err instanceof AlreadyRunningError ? err.message : `workflow-sync could not start: ${(err as Error).message}`)
+  process.exit(1)
 }
 
 const app = await buildApp({ config }).catch((err: unknown) => {
@@ -68,7 +78,10 @@ process.on('SIGINT', () => { void shutdown('SIGINT') })
 try {
   await app.listen({ port: config.PORT, host: config.HOST })
 } catch (err) {
-  app.log.error({ err }, 'could not listen')
+  // Taken between the probe and now: still one line, no stack.
+  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') console.error(`port ${config.PORT} on ${config.HOST} is already in use (is workflow-sync already running?); set PORT to a free port`)
+  else app.log.error({ err }, 'could not listen')
+  await app.close().catch(() => {})
   process.exit(1)
 }
 
