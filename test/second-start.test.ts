@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import type { Test } from 'tap'
 import { exitOf, startServer } from './helpers/server-process.ts'
 
 t.setTimeout(300_000)
@@ -17,14 +18,13 @@ async function freePort (): Promise<number> {
   return port
 }
 
-function assertOneLine (t: Tap, out: string, pattern: RegExp): void {
+function assertOneLine (t: Test, out: string, pattern: RegExp): void {
   const lines = out.trim().split('\n')
   t.equal(lines.length, 1, `one line: ${out}`)
   t.match(lines[0], pattern)
   t.notMatch(out, /"level"|\bat .+\.ts:\d+|stack/, 'no JSON log line, no stack')
   t.notMatch(out, /database ready|migrat/i, 'the embedded database was not opened')
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 t.test('same port and PGLITE_DIR, then same PGLITE_DIR on another port', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ws-second-start-'))
