@@ -1,4 +1,6 @@
 // The process: build the app, listen, close with grace. Nothing imports this file.
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { SignJWT } from 'jose'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig, selectStoreMode } from './config.ts'
@@ -33,6 +35,9 @@ try {
   throw err
 }
 
+// `npm start` passes --env-file-if-exists=.env: say whether it was there (the real environment wins).
+const envFile = process.execArgv.some((a) => a.startsWith('--env-file')) && existsSync('.env') ? resolve('.env') : null
+
 // Before anything is opened: a second start on the same port or embedded database says so in one line.
 try {
   await checkPortFree(config.HOST, config.PORT)
@@ -46,6 +51,7 @@ const app = await buildApp({ config }).catch((err: unknown) => {
   console.error(`workflow-sync could not start: ${(err as Error).message}`)
   process.exit(1)
 })
+app.log.info(envFile ? `settings read from ${envFile} (variables already in the environment win)` : 'no .env file read; settings come from the environment')
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests and tracked work finish within
 // SHUTDOWN_TIMEOUT_MS (src/plugins/lifecycle.ts), close event streams and pools, exit 0.
