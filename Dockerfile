@@ -14,6 +14,7 @@ COPY package.json ./
 COPY src ./src
 COPY supabase ./supabase
 COPY openapi ./openapi
+COPY web ./web
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000

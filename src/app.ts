@@ -28,8 +28,10 @@ import metricsRoutes from './routes/metrics/index.ts'
 import syncRoutes from './routes/sync/index.ts'
 import workflowSyncCompatRoutes from './routes/workflow-sync/index.ts'
 import cleanupRoutes from './routes/cleanup/index.ts'
+import statsRoutes from './routes/stats/index.ts'
 import eventsPlugin from './plugins/events.ts'
 import eventRoutes from './routes/events/index.ts'
+import dashboardPlugin from './plugins/dashboard.ts'
 
 export interface AppOptions {
   config: Config
@@ -79,11 +81,13 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(metricsRoutes)
   await fastify.register(meRoutes)
   await fastify.register(workflowRoutes)
+  await fastify.register(statsRoutes)
   await fastify.register(syncRoutes)
   await fastify.register(workflowSyncCompatRoutes)
   await fastify.register(cleanupRoutes)
   await fastify.register(eventsPlugin)
   await fastify.register(eventRoutes)
+  await fastify.register(dashboardPlugin)
 }
 
 /** Logger settings: request ids on every line; credentials never written. */

@@ -24,6 +24,14 @@ export const configSchema = z.object({
   LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   DATABASE_URL: z.preprocess(emptyToUndefined, z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()),
   DATABASE_POOL_MAX: intWithDefault(10, 1, 200),
+  // Longest wait for a database connection (a free pool slot, then the connect): beyond, 503.
+  DATABASE_CONNECT_TIMEOUT_MS: intWithDefault(3000, 100, 60_000),
+  // Postgres statement_timeout of request queries (the client gives up 5 s later if the server is silent).
+  DATABASE_STATEMENT_TIMEOUT_MS: intWithDefault(15_000, 100, 600_000),
+  // Each PostgREST call in Supabase mode.
+  SUPABASE_TIMEOUT_MS: intWithDefault(15_000, 100, 120_000),
+  // Each Redis command of the rate limiter (beyond, the request is served without the shared count).
+  REDIS_TIMEOUT_MS: intWithDefault(1000, 50, 30_000),
   PGLITE_DIR: z.preprocess(emptyToUndefined, z.string().default('./.data/pglite')),
   SUPABASE_URL: optionalUrl,
   SUPABASE_JWT_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),

@@ -1,24 +1,13 @@
 // The process: build the app, listen, close with grace. Nothing imports this file.
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { SignJWT } from 'jose'
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig, selectStoreMode } from './config.ts'
 import { AlreadyRunningError, checkPortFree, lockDataDir } from './single-instance.ts'
 import type { Config } from './config.ts'
 import { loadDevSecret } from './dev-secret.ts'
 import type { DevSecret } from './dev-secret.ts'
-
-const DEMO_USER_ID = '00000000-0000-4000-8000-00000000d3e0'
-
-async function demoToken (config: Config): Promise<string> {
-  return new SignJWT({ role: 'authenticated', email: 'demo@example.com', aud: 'authenticated' })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(DEMO_USER_ID)
-    .setIssuedAt()
-    .setExpirationTime('12h')
-    .sign(new TextEncoder().encode(config.SUPABASE_JWT_SECRET))
-}
+import { DEMO_USER_ID, demoToken } from './services/demo-user.ts'
 
 let config: Config
 let devSecret: DevSecret | null = null
@@ -92,7 +81,7 @@ try {
 }
 
 if (config.devAuth) {
-  const token = await demoToken(config)
+  const token = await demoToken(config.SUPABASE_JWT_SECRET!)
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
   const kept = devSecret as DevSecret | null
@@ -100,5 +89,5 @@ if (config.devAuth) {
     ? `No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production), kept in ${kept.path} (${kept.created ? 'created now' : 'reused'}), so tokens signed with it stay valid across restarts; delete the file to invalidate them.`
     : 'No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production). It is not kept (PGLITE_DIR=memory or a server database): tokens signed with it die with this process.')
   // Printed on stdout on purpose, outside the log stream, so a person can copy it into Swagger UI.
-  process.stdout.write(`\n  Demo user ${DEMO_USER_ID} (valid 12 h) — open http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}/docs, press "Authorize" and paste:\n\n  ${token}\n\n`)
+  process.stdout.write(`\n  Demo user ${DEMO_USER_ID} (valid 12 h) — the dashboard at http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}/ signs in as it at once; in /docs press "Authorize" and paste:\n\n  ${token}\n\n`)
 }

@@ -5,6 +5,7 @@ import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../services/sync-engine.ts'
 import type { SyncHooks } from '../services/sync-engine.ts'
 import { CleanupService } from '../services/cleanup.ts'
+import { ExecutionStatsService } from '../services/execution-stats.ts'
 import { serviceScope } from '../store/scope.ts'
 import { AppError } from '../services/errors.ts'
 
@@ -13,6 +14,7 @@ declare module 'fastify' {
     workflowService: WorkflowService
     syncEngine: SyncEngine
     cleanup: CleanupService
+    executionStats: ExecutionStatsService
   }
 }
 
@@ -45,6 +47,7 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     },
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
+  app.decorate('executionStats', new ExecutionStatsService({ store: app.store }))
   app.decorate('cleanup', new CleanupService({
     store: app.store,
     n8n: app.n8n,
