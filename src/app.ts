@@ -13,6 +13,7 @@ import type { TokenVerifier } from './services/token-verifier.ts'
 import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
 import errorsPlugin from './plugins/errors.ts'
+import inputGuardPlugin from './plugins/input-guard.ts'
 import authPlugin from './plugins/auth.ts'
 import n8nPlugin from './plugins/n8n.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
@@ -59,6 +60,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
 
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorsPlugin)
+  await fastify.register(inputGuardPlugin)
   if (opts.config.corsOrigins.length > 0) {
     await fastify.register(cors, {
       origin: opts.config.corsOrigins,
