@@ -102,6 +102,10 @@ export class PgDatabase implements Database {
       throw mapDbError(err)
     }
     let broken = false
+    // The connection dying between two statements must not be an uncaught 'error' event (the
+    // next statement fails and the transaction is rolled back by the server anyway).
+    const onError = (): void => { broken = true }
+    client.on('error', onError)
     try {
       await client.query('begin')
       await client.query(claimsSql(), [role, claimsJson])
@@ -123,6 +127,7 @@ export class PgDatabase implements Database {
       if (isConnectionError(err)) broken = true
       throw mapDbError(err)
     } finally {
+      client.off('error', onError)
       client.release(broken)
     }
   }
@@ -139,6 +144,10 @@ export class PgDatabase implements Database {
       throw mapDbError(err)
     }
     let broken = false
+    // A lock can be held for long (the live tail's leader holds it for hours): the connection dying
+    // meanwhile must not become an uncaught 'error' event; the lock is gone with the session.
+    const onError = (): void => { broken = true }
+    client.on('error', onError)
     try {
       if (opts.wait === false) {
         const res = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as ok', [namespace, key])
@@ -169,6 +178,7 @@ export class PgDatabase implements Database {
       if (isConnectionError(err)) broken = true
       throw err instanceof AppError ? err : mapDbError(err)
     } finally {
+      client.off('error', onError)
       client.release(broken)
     }
   }

@@ -6,7 +6,22 @@ import { problems } from '../../schemas/problem.ts'
 const readySchema = z.object({
   status: z.enum(['ready', 'unavailable']),
   database: z.object({ ok: z.boolean(), kind: z.enum(['pg', 'pglite', 'supabase']), latency_ms: z.number().nullable() }),
-  n8n: z.object({ reachable: z.boolean() })
+  n8n: z.object({
+    reachable: z.boolean(),
+    live_tail: z.object({
+      role: z.enum(['off', 'standby', 'leader']).describe('leader: this replica tails n8n; standby: another replica does (or will take over)'),
+      state: z.enum(['off', 'standby', 'backfill', 'tailing', 'backoff']).describe('backoff: the last tick failed (n8n or the database down); it retries with backoff'),
+      interval_ms: z.number().int(),
+      epoch: z.string().nullable().describe('The leader\'s fencing token'),
+      frontier: z.string().nullable().describe('Every n8n execution id at or below it is in the ledger (or tracked until final)'),
+      lag_seconds: z.number().nullable().describe('Leader: seconds since the start of its last successful tick'),
+      last_tick_at: z.string().nullable(),
+      consecutive_errors: z.number().int(),
+      last_error: z.string().nullable(),
+      retry_in_ms: z.number().int().nullable(),
+      running_list: z.enum(['supported', 'unsupported', 'unknown'])
+    }).nullable().describe('The live tail on this replica; null when LIVE_SYNC_INTERVAL_MS is 0')
+  })
 }).meta({ id: 'Readiness' })
 
 export default async function healthRoutes (fastify: FastifyInstance): Promise<void> {
@@ -41,7 +56,7 @@ export default async function healthRoutes (fastify: FastifyInstance): Promise<v
     const body = {
       status: dbOk ? 'ready' as const : 'unavailable' as const,
       database: { ok: dbOk, kind: app.store.kind, latency_ms: dbOk ? Math.round((performance.now() - started) * 10) / 10 : null },
-      n8n: { reachable: n8nOk }
+      n8n: { reachable: n8nOk, live_tail: app.liveTail?.status() ?? null }
     }
     return reply.code(dbOk ? 200 : 503).send(body)
   })
