@@ -205,13 +205,19 @@ export class LiveTail {
     })
   }
 
-  /** Stops the loop: the tick in progress finishes, the lock is released. Idempotent. */
-  async stop (): Promise<void> {
+  /**
+   * Stops the loop: the tick in progress finishes, the lock is released. Idempotent. Bounded by
+   * `boundMs` (a tick stuck on a slow n8n must not hold a shutdown): past it the loop is left to
+   * end by itself (it starts nothing new, and its writes stay fenced).
+   */
+  async stop (boundMs = 5000): Promise<void> {
     this.#stopping = true
     this.#wake?.()
     const loop = this.#loop
-    if (loop) await loop
-    await this.#housekeeping?.catch(() => {})
+    let timer: NodeJS.Timeout | undefined
+    const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, boundMs) })
+    if (loop) await Promise.race([Promise.all([loop, this.#housekeeping?.catch(() => {})]), bound])
+    clearTimeout(timer)
     this.#loop = null
     this.#role = 'off'
     this.#state = 'off'
