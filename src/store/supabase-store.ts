@@ -33,6 +33,8 @@ import type { PurgeCounts } from './cleanup-store.ts'
 import { SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem } from './errors.ts'
 import { createOutcomeFromJson, withUtcTimestamps, workflowRowFromJson } from './rows.ts'
 import { serviceOnly } from './scope.ts'
+import { tailItems } from './live-tail-store.ts'
+import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import type { Scope } from './scope.ts'
 import { LOCK_BUSY_MESSAGE, leaseKey } from './store.ts'
 import type {
@@ -589,6 +591,30 @@ export class SupabaseStore implements Store {
   async purgeEventLog (scope: Scope, olderThanHours: number, dryRun: boolean): Promise<number> {
     const n = await this.#rpc<number | string>(scope, 'purge_workflow_events', { p_older_than: `${Math.max(0, Math.trunc(olderThanHours))} hours`, p_dry_run: dryRun })
     return Number(n ?? 0)
+  }
+
+  // ---- live tail -------------------------------------------------------------------------------
+
+  async liveTailClaim (scope: Scope, holder: string): Promise<LiveTailState> {
+    const r = await this.#rpc<LiveTailState>(scope, 'live_tail_claim', { p_holder: holder })
+    if (r === null) throw new Error('live_tail_claim returned nothing')
+    return r
+  }
+
+  async liveTailIngest (scope: Scope, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult> {
+    const r = await this.#rpc<LiveTailWriteResult>(scope, 'live_tail_ingest', {
+      p_epoch: epoch,
+      p_items: tailItems(write.items),
+      p_vanished: write.vanished,
+      p_synced_at: syncedAt.toISOString(),
+      p_state: write.state
+    })
+    if (r === null) throw new Error('live_tail_ingest returned nothing')
+    return r
+  }
+
+  async liveTailOpenExecutions (scope: Scope, limit: number): Promise<OpenExecution[]> {
+    return await this.#rpc<OpenExecution[]>(scope, 'live_tail_open_executions', { p_limit: limit }) ?? []
   }
 }
 
