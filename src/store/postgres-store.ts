@@ -104,6 +104,7 @@ export class PostgresStore implements Store {
     if (q.after) filter.after = q.after
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
+    if (q.definition === false) filter.definition = false
     return this.read(scope, (t) => sql.listWorkflows(t, filter))
   }
 

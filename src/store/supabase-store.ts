@@ -45,7 +45,7 @@ import { executionStatsRow, statsArgs } from './stats-store.ts'
 import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import { executionItem } from './sync-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
-import { deployOutcomeJson, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
+import { deployOutcomeJson, SUMMARY_COLUMNS, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
 import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
 export interface SupabaseStoreOptions {
@@ -81,6 +81,7 @@ export const SERVICE_KEY_NEEDED_FOR_USER_WRITES = 'Supabase mode records deploys
 
 const CLIENT_AUTH = { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } as const
 const SELECT_WORKFLOW = `${WORKFLOW_COLUMNS}, deploy_attempts`
+const SELECT_SUMMARY = `${SUMMARY_COLUMNS}, deploy_attempts`
 const EXECUTION_COLUMNS = 'id, workflow_id, n8n_execution_id, status, mode, finished, started_at, stopped_at, created_at, updated_at, seq:n8n_execution_seq::text'
 const SYNC_LOG_COLUMNS = 'id, user_id, sync_type, status, duration_ms, workflows_synced, workflows_failed, executions_ingested, error, details, created_at, created_key:created_at::text'
 /** Supabase projects cap answers at 1000 rows by default (max_rows): bigger reads go in pages. */
@@ -291,7 +292,8 @@ export class SupabaseStore implements Store {
   async listWorkflows (scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]> {
     const userId = userIdOf(scope)
     const rows = await this.#call<Array<Record<string, unknown>>>(scope, (c) => {
-      let b = c.from('mvp_workflows').select(SELECT_WORKFLOW).eq('user_id', userId)
+      const columns: string = q.definition === false ? SELECT_SUMMARY : SELECT_WORKFLOW
+      let b = c.from('mvp_workflows').select(columns).eq('user_id', userId)
       if (q.after) {
         const ts = quoted(q.after.createdAt)
         b = b.or(`created_at.lt.${ts},and(created_at.eq.${ts},id.lt.${q.after.id})`)
@@ -300,9 +302,11 @@ export class SupabaseStore implements Store {
       if (q.active !== undefined) b = b.eq('active', q.active)
       return b.order('created_at', { ascending: false }).order('id', { ascending: false }).limit(q.limit) as unknown as PromiseLike<PostgrestAnswer<Array<Record<string, unknown>>>>
     })
-    return (rows ?? []).map((r) => {
+    return (rows ?? []).map((r): ListedWorkflowRow => {
       const row = workflowRowFromJson(r)
-      return { ...row, cursor_ts: row.created_at }
+      if (q.definition !== false) return { ...row, cursor_ts: row.created_at }
+      const { nodes: _n, connections: _c, settings: _s, ...summary } = row
+      return { ...summary, cursor_ts: row.created_at }
     })
   }
 
