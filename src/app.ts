@@ -28,6 +28,7 @@ import metricsRoutes from './routes/metrics/index.ts'
 import syncRoutes from './routes/sync/index.ts'
 import workflowSyncCompatRoutes from './routes/workflow-sync/index.ts'
 import cleanupRoutes from './routes/cleanup/index.ts'
+import statsRoutes from './routes/stats/index.ts'
 import eventsPlugin from './plugins/events.ts'
 import eventRoutes from './routes/events/index.ts'
 import dashboardPlugin from './plugins/dashboard.ts'
@@ -80,6 +81,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(metricsRoutes)
   await fastify.register(meRoutes)
   await fastify.register(workflowRoutes)
+  await fastify.register(statsRoutes)
   await fastify.register(syncRoutes)
   await fastify.register(workflowSyncCompatRoutes)
   await fastify.register(cleanupRoutes)

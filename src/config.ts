@@ -4,7 +4,16 @@ import { z } from 'zod'
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v)
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional())
-const optionalUrl = z.preprocess(emptyToUndefined, z.url().optional())
+// z.url() alone takes `localhost:5678` (scheme "localhost:"): require an absolute http(s) URL.
+const httpUrl = (example: string) => z.string().refine((v) => {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && /^https?:\/\//i.test(v)
+  } catch {
+    return false
+  }
+}, `must be an absolute http(s) URL, e.g. ${example}`)
+const optionalUrl = z.preprocess(emptyToUndefined, httpUrl('https://<project>.supabase.co').optional())
 const intWithDefault = (def: number, min: number, max: number) =>
   z.preprocess(emptyToUndefined, z.coerce.number().int().min(min).max(max).default(def))
 
@@ -15,13 +24,21 @@ export const configSchema = z.object({
   LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   DATABASE_URL: z.preprocess(emptyToUndefined, z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()),
   DATABASE_POOL_MAX: intWithDefault(10, 1, 200),
+  // Longest wait for a database connection (a free pool slot, then the connect): beyond, 503.
+  DATABASE_CONNECT_TIMEOUT_MS: intWithDefault(3000, 100, 60_000),
+  // Postgres statement_timeout of request queries (the client gives up 5 s later if the server is silent).
+  DATABASE_STATEMENT_TIMEOUT_MS: intWithDefault(15_000, 100, 600_000),
+  // Each PostgREST call in Supabase mode.
+  SUPABASE_TIMEOUT_MS: intWithDefault(15_000, 100, 120_000),
+  // Each Redis command of the rate limiter (beyond, the request is served without the shared count).
+  REDIS_TIMEOUT_MS: intWithDefault(1000, 50, 30_000),
   PGLITE_DIR: z.preprocess(emptyToUndefined, z.string().default('./.data/pglite')),
   SUPABASE_URL: optionalUrl,
   SUPABASE_JWT_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
   SUPABASE_JWKS_URL: optionalUrl,
   SUPABASE_ANON_KEY: optionalString,
   SUPABASE_SERVICE_ROLE_KEY: optionalString,
-  N8N_API_URL: z.preprocess(emptyToUndefined, z.url().default('http://127.0.0.1:5678/api/v1')),
+  N8N_API_URL: z.preprocess(emptyToUndefined, httpUrl('http://127.0.0.1:5678/api/v1').default('http://127.0.0.1:5678/api/v1')),
   N8N_API_KEY: optionalString,
   N8N_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
   N8N_RETRIES: intWithDefault(3, 0, 10),
@@ -58,7 +75,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: () => string = defaultSecret): Config {
+export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: (env: Env) => string = defaultSecret): Config {
   const parsed = configSchema.safeParse(env)
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`))
@@ -73,7 +90,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     if (e.NODE_ENV === 'production') {
       throw new ConfigError(['SUPABASE_JWT_SECRET or SUPABASE_URL (or SUPABASE_JWKS_URL): one is required when NODE_ENV=production, so that access tokens can be verified'])
     }
-    secret = generateSecret()
+    secret = generateSecret(e)
     devAuth = true
   }
   return {

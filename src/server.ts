@@ -2,11 +2,17 @@
 import { buildApp } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import type { Config } from './config.ts'
+import { loadDevSecret } from './dev-secret.ts'
+import type { DevSecret } from './dev-secret.ts'
 import { DEMO_USER_ID, demoToken } from './services/demo-user.ts'
 
 let config: Config
+let devSecret: DevSecret | null = null
 try {
-  config = loadConfig(process.env)
+  config = loadConfig(process.env, (env) => {
+    devSecret = loadDevSecret(env)
+    return devSecret.secret
+  })
 } catch (err) {
   if (err instanceof ConfigError) {
     console.error(err.message)
@@ -59,7 +65,10 @@ if (config.devAuth) {
   const token = await demoToken(config.SUPABASE_JWT_SECRET!)
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
-  app.log.warn('No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production). Tokens signed with it die with this process.')
+  const kept = devSecret as DevSecret | null
+  app.log.warn(kept?.path
+    ? `No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production), kept in ${kept.path} (${kept.created ? 'created now' : 'reused'}), so tokens signed with it stay valid across restarts; delete the file to invalidate them.`
+    : 'No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production). It is not kept (PGLITE_DIR=memory or a server database): tokens signed with it die with this process.')
   // Printed on stdout on purpose, outside the log stream, so a person can copy it into Swagger UI.
   process.stdout.write(`\n  Demo user ${DEMO_USER_ID} (valid 12 h) — the dashboard at http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}/ signs in as it at once; in /docs press "Authorize" and paste:\n\n  ${token}\n\n`)
 }

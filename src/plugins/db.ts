@@ -61,6 +61,7 @@ async function dbPlugin (app: FastifyInstance, opts: DbPluginOptions): Promise<v
       url: c.SUPABASE_URL as string,
       anonKey: c.SUPABASE_ANON_KEY as string,
       serviceRoleKey: c.SUPABASE_SERVICE_ROLE_KEY,
+      timeoutMs: c.SUPABASE_TIMEOUT_MS,
       logger: log
     })
     const expected = await expectedSchemaVersion()
@@ -70,7 +71,7 @@ async function dbPlugin (app: FastifyInstance, opts: DbPluginOptions): Promise<v
     app.addHook('onClose', async () => { await store.close() })
     return
   }
-  await usePostgres(app, await openDatabase(app.config), true, opts.migrate !== false, choice)
+  await usePostgres(app, await openDatabase(app.config, app.log.child({ component: 'db' })), true, opts.migrate !== false, choice)
 }
 
 async function usePostgres (app: FastifyInstance, db: Database, owned: boolean, runMigrations: boolean, choice: StoreModeChoice): Promise<void> {

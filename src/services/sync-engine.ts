@@ -168,6 +168,8 @@ export interface SyncResult {
   executions_ingested: number
   duration_ms: number
   errors: SyncError[]
+  /** Why the sync was not a success (the sync log's `error`); null on success. */
+  error: string | null
 }
 
 export interface DriftEntry {
@@ -609,11 +611,15 @@ export class SyncEngine {
     await Promise.all(tasks)
 
     const status: SyncStatus = st.failed === 0 ? 'success' : st.synced === 0 ? 'failed' : 'partial'
+    // n8n out of reach is said in so many words: it is the operator's to fix, not the workflows'.
+    const down = st.errors.find((e) => e.code === 'n8n_unavailable')
+    const unavailable = down === undefined ? null : down.message.startsWith('n8n is unavailable') ? down.message : `n8n is unavailable: ${down.message}`
+    const someFailed = `${st.failed} of ${st.failed + st.synced} workflow(s) failed`
     const error = status === 'success'
       ? null
-      : fatal ?? (status === 'failed'
-        ? `all ${st.failed} workflow(s) failed: ${st.errors[0]?.message ?? ''}`
-        : `${st.failed} of ${st.failed + st.synced} workflow(s) failed`)
+      : status === 'failed'
+        ? unavailable ?? fatal ?? `all ${st.failed} workflow(s) failed: ${st.errors[0]?.message ?? ''}`
+        : unavailable !== null ? `${someFailed}; ${unavailable}` : fatal ?? someFailed
     const errors = st.errors.slice(0, MAX_ERRORS)
     const details: Record<string, unknown> = {
       drift: st.drift,
@@ -643,7 +649,8 @@ export class SyncEngine {
       workflows_failed: st.failed,
       executions_ingested: st.ingested,
       duration_ms: durationMs,
-      errors
+      errors,
+      error
     }
     this.#log.info({
       sync_log_id: logId,

@@ -17,6 +17,8 @@ import type {
   CreateOutcome, ExecutionListQuery, IdempotencyClaim, LockOptions, LockResult, LockSpec, NewWorkflowInput, Store,
   SyncLogListQuery, WorkflowListQuery
 } from './store.ts'
+import * as statsSql from './stats-store.ts'
+import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import * as syncSql from './sync-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
 import * as sql from './workflow-store.ts'
@@ -188,6 +190,13 @@ export class PostgresStore implements Store {
     const res = await this.tx(scope, (t) => t.query<SyncStatsRow>(
       'select sync_type, status, count, avg_duration_ms from public.sync_log_stats(p_since => $1::timestamptz)', [since.toISOString()]))
     return res.rows
+  }
+
+  executionStats (scope: Scope, q: ExecutionStatsQuery): Promise<ExecutionStatsRow[] | undefined> {
+    return this.read(scope, async (t) => {
+      if (q.workflowId !== null && !await syncSql.workflowVisible(t, q.workflowId)) return undefined
+      return await statsSql.executionStats(t, q)
+    })
   }
 
   // ---- cleanup ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import type { PoolStats } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import type { PurgeCounts } from './cleanup-store.ts'
 import type { Scope } from './scope.ts'
+import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
 import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
@@ -138,6 +139,11 @@ export interface Store {
   listSyncLogs(scope: Scope, q: SyncLogListQuery): Promise<SyncLogRow[]>
   /** Per sync_type and status since `since` (sync_log_stats). */
   syncStats(scope: Scope, since: Date): Promise<SyncStatsRow[]>
+  /**
+   * Execution analytics per bucket from the ledger's rollup (workflow_execution_stats): one workflow
+   * (undefined when it is not visible) or, with workflowId null, all of the caller's.
+   */
+  executionStats(scope: Scope, q: ExecutionStatsQuery): Promise<ExecutionStatsRow[] | undefined>
 
   // ---- cleanup (service scope) --------------------------------------------------------------------
   /** Retention of sync logs, ledger rows, idempotency keys (purge_expired_data). */

@@ -33,6 +33,8 @@ import type {
   CreateOutcome, ExecutionListQuery, IdempotencyClaim, LockOptions, LockResult, LockSpec, NewWorkflowInput, Store,
   SyncLogListQuery, WorkflowListQuery
 } from './store.ts'
+import { executionStatsRow, statsArgs } from './stats-store.ts'
+import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import { executionItem } from './sync-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
 import { deployOutcomeJson, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
@@ -519,6 +521,17 @@ export class SupabaseStore implements Store {
 
   async syncStats (scope: Scope, since: Date): Promise<SyncStatsRow[]> {
     return await this.#rpc<SyncStatsRow[]>(scope, 'sync_log_stats', { p_since: since.toISOString() }) ?? []
+  }
+
+  async executionStats (scope: Scope, q: ExecutionStatsQuery): Promise<ExecutionStatsRow[] | undefined> {
+    if (q.workflowId !== null) {
+      const id = q.workflowId
+      const visible = await this.#call<Array<{ id: string }>>(scope, (c) =>
+        c.from('mvp_workflows').select('id').eq('id', id).limit(1) as unknown as PromiseLike<PostgrestAnswer<Array<{ id: string }>>>)
+      if (!visible || visible.length === 0) return undefined
+    }
+    const rows = await this.#rpc<Array<Record<string, unknown>>>(scope, 'workflow_execution_stats', statsArgs(q))
+    return (rows ?? []).map(executionStatsRow)
   }
 
   // ---- cleanup ---------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async function patchDeploys (t: Test, u: TestUser, w: Record<string, any>, n8nId
 t.test('n8n down (connection refused) → 201 pending with last_error; a later PATCH deploys it', async (t) => {
   const u = await testUser()
   const down = n8n().post(`${API}/workflows`).replyWithError(new Error('connect ECONNREFUSED 127.0.0.1:5678'))
-  const w = await createAndExpectPending(t, u, /^n8n is unavailable: n8n request POST \/workflows failed \(network error\)$/)
+  const w = await createAndExpectPending(t, u, /^n8n is unavailable: n8n request POST \/workflows failed: connection refused at http:\/\/n8n\.test$/)
   t.ok(down.isDone())
   await patchDeploys(t, u, w, 'n8n-back-1')
 })
@@ -67,7 +67,7 @@ t.test('n8n slow (beyond N8N_TIMEOUT_MS) → 201 pending with last_error; a late
   const u = await testUser()
   const slow = n8n().post(`${API}/workflows`).reply(slowly(n8nWorkflow('too-late')))
   // The message says the client gave up at N8N_TIMEOUT_MS, not that n8n answered late.
-  const w = await createAndExpectPending(t, u, /^n8n is unavailable: n8n request POST \/workflows timed out after 500 ms$/)
+  const w = await createAndExpectPending(t, u, /^n8n is unavailable: n8n request POST \/workflows timed out after 500 ms at http:\/\/n8n\.test$/)
   t.ok(slow.isDone())
   await patchDeploys(t, u, w, 'n8n-back-2')
 })

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { problems } from '../../schemas/problem.ts'
 import { executionListSchema, executionsQuery } from '../../schemas/sync.ts'
+import { executionStatsQuery, executionStatsSchema } from '../../schemas/stats.ts'
 import {
   createWorkflowBody, idempotencyKeyHeader, ifMatchHeader, listWorkflowsQuery, updateWorkflowBody,
   workflowIdParams, workflowListSchema, workflowSchema
@@ -150,4 +151,18 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
     cursor: request.query.cursor ?? null,
     status: request.query.status ?? null
   }))
+
+  app.get('/workflows/:id/stats', {
+    onRequest: app.authenticate,
+    schema: {
+      tags: ['workflows', 'stats'],
+      operationId: 'getWorkflowStats',
+      summary: 'Executions of one workflow per hour or day: counts by status, success rate, duration average, p50 and p95',
+      description: 'From the ledger (kept as a rollup, so a year answers in milliseconds; figures outlive EXECUTION_RETENTION_DAYS like the counts do). Buckets are UTC, by the time an execution started; every bucket of the window is listed, oldest first.',
+      security,
+      params: workflowIdParams,
+      querystring: executionStatsQuery,
+      response: { 200: executionStatsSchema, ...problems(400, 401, 403, 404, 429, 500, 503) }
+    }
+  }, async (request) => app.executionStats.stats(request.scope!, request.params.id, request.query))
 }
