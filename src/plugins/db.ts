@@ -11,6 +11,7 @@ import { selectStoreMode } from '../config.ts'
 import type { StoreModeChoice } from '../config.ts'
 import type { Database } from '../db/database.ts'
 import { migrate, readMigrations } from '../db/migrate.ts'
+import { poolerWarning, TRANSACTION_POOLER_PORT } from '../db/pooler.ts'
 import { openDatabase } from '../db/open-database.ts'
 import { PostgresStore } from '../store/postgres-store.ts'
 import type { Store } from '../store/store.ts'
@@ -55,6 +56,8 @@ async function dbPlugin (app: FastifyInstance, opts: DbPluginOptions): Promise<v
   }
   const choice = selectStoreMode(app.config)
   for (const w of choice.warnings) log.warn(w)
+  const pooler = app.config.DATABASE_URL ? poolerWarning(app.config.DATABASE_URL) : null
+  if (pooler) log.warn({ port: Number(TRANSACTION_POOLER_PORT) }, pooler)
   if (choice.mode === 'supabase') {
     const c = app.config
     const store = new SupabaseStore({

@@ -14,6 +14,8 @@ import type { PurgeCounts } from './cleanup-store.ts'
 import { AppError } from '../services/errors.ts'
 import { mapPostgresError } from './errors.ts'
 import { purgeEventLog } from './event-store.ts'
+import * as tailSql from './live-tail-store.ts'
+import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import { createOutcomeFromJson, workflowRowFromJson } from './rows.ts'
 import { inScope, readInScope, serviceOnly, serviceScope } from './scope.ts'
 import type { Scope } from './scope.ts'
@@ -102,6 +104,7 @@ export class PostgresStore implements Store {
     if (q.after) filter.after = q.after
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
+    if (q.definition === false) filter.definition = false
     return this.read(scope, (t) => sql.listWorkflows(t, filter))
   }
 
@@ -232,5 +235,19 @@ export class PostgresStore implements Store {
 
   purgeEventLog (scope: Scope, olderThanHours: number, dryRun: boolean): Promise<number> {
     return this.tx(scope, (t) => purgeEventLog(t, olderThanHours, dryRun))
+  }
+
+  // ---- live tail -------------------------------------------------------------------------------
+
+  liveTailClaim (scope: Scope, holder: string): Promise<LiveTailState> {
+    return this.tx(scope, (t) => tailSql.liveTailClaim(t, holder))
+  }
+
+  liveTailIngest (scope: Scope, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult> {
+    return this.tx(scope, (t) => tailSql.liveTailIngest(t, epoch, write, syncedAt))
+  }
+
+  liveTailOpenExecutions (scope: Scope, limit: number): Promise<OpenExecution[]> {
+    return this.tx(scope, (t) => tailSql.liveTailOpenExecutions(t, limit))
   }
 }

@@ -33,6 +33,8 @@ import type { PurgeCounts } from './cleanup-store.ts'
 import { SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem } from './errors.ts'
 import { createOutcomeFromJson, withUtcTimestamps, workflowRowFromJson } from './rows.ts'
 import { serviceOnly } from './scope.ts'
+import { tailItems } from './live-tail-store.ts'
+import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import type { Scope } from './scope.ts'
 import { LOCK_BUSY_MESSAGE, leaseKey } from './store.ts'
 import type {
@@ -43,7 +45,7 @@ import { executionStatsRow, statsArgs } from './stats-store.ts'
 import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import { executionItem } from './sync-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
-import { deployOutcomeJson, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
+import { deployOutcomeJson, SUMMARY_COLUMNS, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
 import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
 export interface SupabaseStoreOptions {
@@ -79,6 +81,7 @@ export const SERVICE_KEY_NEEDED_FOR_USER_WRITES = 'Supabase mode records deploys
 
 const CLIENT_AUTH = { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } as const
 const SELECT_WORKFLOW = `${WORKFLOW_COLUMNS}, deploy_attempts`
+const SELECT_SUMMARY = `${SUMMARY_COLUMNS}, deploy_attempts`
 const EXECUTION_COLUMNS = 'id, workflow_id, n8n_execution_id, status, mode, finished, started_at, stopped_at, created_at, updated_at, seq:n8n_execution_seq::text'
 const SYNC_LOG_COLUMNS = 'id, user_id, sync_type, status, duration_ms, workflows_synced, workflows_failed, executions_ingested, error, details, created_at, created_key:created_at::text'
 /** Supabase projects cap answers at 1000 rows by default (max_rows): bigger reads go in pages. */
@@ -289,7 +292,8 @@ export class SupabaseStore implements Store {
   async listWorkflows (scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]> {
     const userId = userIdOf(scope)
     const rows = await this.#call<Array<Record<string, unknown>>>(scope, (c) => {
-      let b = c.from('mvp_workflows').select(SELECT_WORKFLOW).eq('user_id', userId)
+      const columns: string = q.definition === false ? SELECT_SUMMARY : SELECT_WORKFLOW
+      let b = c.from('mvp_workflows').select(columns).eq('user_id', userId)
       if (q.after) {
         const ts = quoted(q.after.createdAt)
         b = b.or(`created_at.lt.${ts},and(created_at.eq.${ts},id.lt.${q.after.id})`)
@@ -298,9 +302,11 @@ export class SupabaseStore implements Store {
       if (q.active !== undefined) b = b.eq('active', q.active)
       return b.order('created_at', { ascending: false }).order('id', { ascending: false }).limit(q.limit) as unknown as PromiseLike<PostgrestAnswer<Array<Record<string, unknown>>>>
     })
-    return (rows ?? []).map((r) => {
+    return (rows ?? []).map((r): ListedWorkflowRow => {
       const row = workflowRowFromJson(r)
-      return { ...row, cursor_ts: row.created_at }
+      if (q.definition !== false) return { ...row, cursor_ts: row.created_at }
+      const { nodes: _n, connections: _c, settings: _s, ...summary } = row
+      return { ...summary, cursor_ts: row.created_at }
     })
   }
 
@@ -589,6 +595,30 @@ export class SupabaseStore implements Store {
   async purgeEventLog (scope: Scope, olderThanHours: number, dryRun: boolean): Promise<number> {
     const n = await this.#rpc<number | string>(scope, 'purge_workflow_events', { p_older_than: `${Math.max(0, Math.trunc(olderThanHours))} hours`, p_dry_run: dryRun })
     return Number(n ?? 0)
+  }
+
+  // ---- live tail -------------------------------------------------------------------------------
+
+  async liveTailClaim (scope: Scope, holder: string): Promise<LiveTailState> {
+    const r = await this.#rpc<LiveTailState>(scope, 'live_tail_claim', { p_holder: holder })
+    if (r === null) throw new Error('live_tail_claim returned nothing')
+    return r
+  }
+
+  async liveTailIngest (scope: Scope, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult> {
+    const r = await this.#rpc<LiveTailWriteResult>(scope, 'live_tail_ingest', {
+      p_epoch: epoch,
+      p_items: tailItems(write.items),
+      p_vanished: write.vanished,
+      p_synced_at: syncedAt.toISOString(),
+      p_state: write.state
+    })
+    if (r === null) throw new Error('live_tail_ingest returned nothing')
+    return r
+  }
+
+  async liveTailOpenExecutions (scope: Scope, limit: number): Promise<OpenExecution[]> {
+    return await this.#rpc<OpenExecution[]>(scope, 'live_tail_open_executions', { p_limit: limit }) ?? []
   }
 }
 

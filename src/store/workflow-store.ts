@@ -10,9 +10,17 @@ export const WORKFLOW_COLUMNS = `id, user_id, name, description, active, status,
   settings, execution_count, successful_executions, failed_executions, last_execution_at,
   last_execution_status, last_sync_at, last_error, version, created_at, updated_at`
 
+// GET /workflows without include=definition: everything but the definition (nodes, connections,
+// settings are most of a row's bytes; a dashboard polling the list does not need them).
+export const SUMMARY_COLUMNS = `id, user_id, name, description, active, status, n8n_workflow_id,
+  execution_count, successful_executions, failed_executions, last_execution_at,
+  last_execution_status, last_sync_at, last_error, version, created_at, updated_at`
+
 export interface WorkflowRow extends Workflow {
   deploy_attempts: number
 }
+
+export type DefinitionField = 'nodes' | 'connections' | 'settings'
 
 const SELECT = `select ${WORKFLOW_COLUMNS}, deploy_attempts from public.mvp_workflows`
 
@@ -22,9 +30,11 @@ export interface ListFilter {
   after?: { createdAt: string, id: string }
   status?: string
   active?: boolean
+  /** false: summaries, without nodes, connections and settings. Default true. */
+  definition?: boolean
 }
 
-export interface ListedWorkflowRow extends WorkflowRow {
+export type ListedWorkflowRow = Omit<WorkflowRow, DefinitionField> & Partial<Pick<WorkflowRow, DefinitionField>> & {
   /** created_at with microseconds, UTC ISO 8601: the keyset cursor (milliseconds would skip rows). */
   cursor_ts: string
 }
@@ -46,7 +56,7 @@ export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<List
   }
   params.push(f.limit)
   const res = await tx.query<ListedWorkflowRow>(
-    `select ${WORKFLOW_COLUMNS}, deploy_attempts,
+    `select ${f.definition === false ? SUMMARY_COLUMNS : WORKFLOW_COLUMNS}, deploy_attempts,
        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
      from public.mvp_workflows where ${where} order by created_at desc, id desc limit $${params.length}`, params)
   return res.rows

@@ -12,7 +12,7 @@ import { readMigrations } from '../../src/db/migrate.ts'
 import { TEST_CRON_SECRET, testConfig } from '../helpers/app.ts'
 import { createTestDatabase } from '../helpers/db.ts'
 import { assertProblem } from '../helpers/http.ts'
-import { API, expectActivate, expectCreate, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
+import { API, expectActivate, expectCreate, expectGet, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
 import { startPostgrestEmulator } from '../helpers/postgrest-emulator.ts'
 import { FakeN8n } from '../helpers/sync-fake-n8n.ts'
 import { mintUserToken, nowSeconds, tamperSignature } from '../helpers/tokens.ts'
@@ -118,6 +118,7 @@ t.test('workflow routes through supabase-js, under the caller\'s token', async (
   t.match(activated.json(), { active: true, version: 3 })
   t.ok(act.isDone())
 
+  expectGet('sb-n8n-1')
   const del = n8n().delete(`${API}/workflows/sb-n8n-1`).reply(200, n8nWorkflow('sb-n8n-1'))
   assertProblem(t, await app.inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: b.auth }), 404, 'not_found')
   t.equal((await app.inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: a.auth })).statusCode, 204)
@@ -175,6 +176,7 @@ t.test('sync and cron routes through supabase-js (service role for cron)', async
   const n8nId = `sbwf-${randomUUID().slice(0, 8)}`
   fake.addWorkflow(n8nId, `[USR-${u.id.replace(/-/g, '').slice(0, 8)}] synced`, false)
   const wf = (await tdb.db.query<{ id: string }>("insert into public.mvp_workflows (user_id, name, status, n8n_workflow_id) values ($1, 'synced', 'deployed', $2) returning id", [u.id, n8nId])).rows[0]!.id
+  fake.workflows.get(n8nId)!.staticData = { workflow_sync: { row_id: wf, user_id: u.id } }
   fake.runMany(n8nId, 3, (i) => (i === 1 ? 'error' : 'success'))
   const sync = await app.inject({ method: 'POST', url: '/sync', headers: u.auth, payload: {} })
   t.equal(sync.statusCode, 200, sync.body)
