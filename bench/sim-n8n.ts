@@ -28,7 +28,7 @@ import { fork } from 'node:child_process'
 
 // ---- protocol ---------------------------------------------------------------------------------
 
-export interface SimWorkflow { id: string, name: string, active: boolean }
+export interface SimWorkflow { id: string, name: string, active: boolean, rowId?: string, userId?: string }
 
 export interface GenerateSpec {
   /** n8n workflow ids receiving executions. */
@@ -131,7 +131,7 @@ function wfJson (w: Wf): string {
     nodes: [{ id: 'n1', name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], webhookId: w.id, parameters: { path: w.id, httpMethod: 'POST' } }],
     connections: {},
     settings: { executionOrder: 'v1' },
-    staticData: { workflowSync: { workflowId: w.id } },
+    staticData: w.rowId === undefined ? null : { workflow_sync: { row_id: w.rowId, user_id: w.userId } },
     meta: null,
     pinData: null,
     versionId: '00000000-0000-0000-0000-000000000000',
