@@ -97,7 +97,7 @@ import * as store from '../store/sync-store.ts'
 import type { ExecutionInput, IngestJob, IngestOptions, IngestResult, ScanJob, SyncTarget } from '../store/sync-store.ts'
 import { AppError, isAppError } from './errors.ts'
 import { isN8nNotFound } from './n8n-client.ts'
-import type { N8nClient, N8nExecution } from './n8n-client.ts'
+import type { N8nClient, N8nExecution, N8nExecutionPage } from './n8n-client.ts'
 
 export type SyncN8n = Pick<N8nClient,
   'listExecutions' | 'iterateExecutionPages' | 'getExecution' | 'getWorkflow' | 'iterateWorkflows' |
@@ -324,6 +324,31 @@ interface ScanWf {
   /** The scan went below its stop point: its pass is complete (written or idle). */
   passed: boolean
   error: unknown
+}
+
+/**
+ * The pages of `pages`, in order; the next one is requested before a page is handed out when
+ * `ahead(page)` says it will be needed, so its round trip overlaps the caller's work on this one.
+ * Asking for the next page always gets it (read ahead or not); ending early drops a page read
+ * ahead (its failure included).
+ */
+async function * readAhead<T> (pages: AsyncGenerator<T, void, undefined>, ahead: (page: T) => boolean): AsyncGenerator<T, void, undefined> {
+  try {
+    let next = pages.next()
+    for (;;) {
+      const r = await next
+      if (r.done === true) return
+      const early = ahead(r.value)
+      if (early) {
+        next = pages.next()
+        next.catch(() => {}) // awaited on the next turn, or dropped with the generator
+      }
+      yield r.value
+      if (!early) next = pages.next()
+    }
+  } finally {
+    await pages.return(undefined).catch(() => {})
+  }
 }
 
 function compareIds (a: string, b: string): number {
@@ -997,7 +1022,13 @@ export class SyncEngine {
     let ptr = 0
     try {
       if (order.length > 0) {
-        for await (const page of this.#n8n.iterateExecutionPages({ limit: PAGE })) {
+        // The next page is requested while this one is processed and written, when this one
+        // shows the scan goes on (its oldest item is above the stop point and more follow).
+        const goesOn = (p: N8nExecutionPage): boolean => {
+          const tail = p.data.at(-1)
+          return p.nextCursor !== null && tail !== undefined && ID_RE.test(tail.id) && (stop === null || BigInt(tail.id) > stop)
+        }
+        for await (const page of readAhead(this.#n8n.iterateExecutionPages({ limit: PAGE }), goesOn)) {
           let reachedStop = false
           const full: ScanWf[] = []
           for (const e of page.data) {
