@@ -31,6 +31,7 @@ async function swaggerPlugin (app: FastifyInstance, opts: { ui?: boolean }): Pro
         { name: 'sync', description: 'Execution results from n8n into Postgres' },
         { name: 'cron', description: 'Housekeeping for schedulers (service credential)' },
         { name: 'events', description: 'Live changes (Server-Sent Events)' },
+        { name: 'stats', description: 'Execution analytics from the ledger, per hour or day' },
         { name: 'account', description: 'The caller' },
         { name: 'operations', description: 'Health, readiness and metrics' }
       ]
