@@ -30,7 +30,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: 200 when the database answers, 503 otherwise; reports whether n8n is reachable */
+        /** Readiness: 200 when the database answers (status `ready`, or `degraded` when n8n is not reachable), 503 when it does not; each part reported separately */
         get: operations["getReadiness"];
         put?: never;
         post?: never;
@@ -394,6 +394,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/dashboard/config.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How the dashboard at / signs in and follows changes
+         * @description Public. `supabase` is set when SUPABASE_URL and SUPABASE_ANON_KEY are (the anon key is public by design). `demo` carries a token only in development on the generated secret (no SUPABASE_JWT_SECRET/SUPABASE_URL, NODE_ENV not production); it is null everywhere else.
+         */
+        get: operations["getDashboardConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -477,16 +497,64 @@ export interface components {
             }[];
         };
         ReadinessInput: {
-            /** @enum {string} */
-            status: "ready" | "unavailable";
+            /**
+             * @description `ready`: every part is up; `degraded`: the database is up but n8n (or the live events connection) is not, so reads and writes are served and deploys wait; `unavailable`: the database is down, stop routing here (HTTP 503)
+             * @enum {string}
+             */
+            status: "ready" | "degraded" | "unavailable";
             database: {
                 ok: boolean;
+                /**
+                 * @description `up`: answered within 2 s; `down`: did not
+                 * @enum {string}
+                 */
+                status: "up" | "down";
                 /** @enum {string} */
                 kind: "pg" | "pglite" | "supabase";
                 latency_ms: number | null;
             };
             n8n: {
                 reachable: boolean;
+                /**
+                 * @description `up`: answered within 2 s; `down`: did not
+                 * @enum {string}
+                 */
+                status: "up" | "down";
+                latency_ms: number | null;
+                /** @description The live tail on this replica (LIVE_SYNC_INTERVAL_MS); null when it is off */
+                live_tail: {
+                    /**
+                     * @description leader: this replica tails n8n; standby: another replica does (or will take over)
+                     * @enum {string}
+                     */
+                    role: "off" | "standby" | "leader";
+                    /**
+                     * @description backoff: the last tick failed (n8n or the database down); it retries with backoff
+                     * @enum {string}
+                     */
+                    state: "off" | "standby" | "backfill" | "tailing" | "backoff";
+                    interval_ms: number;
+                    /** @description The leader's fencing token */
+                    epoch: string | null;
+                    /** @description Every n8n execution id at or below it is in the ledger (or tracked until final) */
+                    frontier: string | null;
+                    /** @description Leader: seconds since the start of its last successful tick */
+                    lag_seconds: number | null;
+                    last_tick_at: string | null;
+                    consecutive_errors: number;
+                    last_error: string | null;
+                    retry_in_ms: number | null;
+                    /** @enum {string} */
+                    running_list: "supported" | "unsupported" | "unknown";
+                } | null;
+            };
+            events: {
+                /**
+                 * @description The LISTEN connection behind GET /events: `reconnecting` while it is being opened again (streams catch up afterwards); `off` in Supabase mode
+                 * @enum {string}
+                 */
+                status: "listening" | "reconnecting" | "off";
+                streams: number;
             };
         };
         MeInput: {
@@ -513,6 +581,8 @@ export interface components {
                 code: string;
                 message: string;
             }[];
+            /** @description Why the sync was not a success, e.g. "n8n is unavailable: connection refused at http://127.0.0.1:5678/api/v1"; null on success */
+            error: string | null;
         };
         SyncRequestInput: {
             /** @description Only these of the caller's workflows (default: all of them) */
@@ -763,6 +833,29 @@ export interface components {
             data: components["schemas"]["WorkflowListItemInput"][];
             next_cursor: string | null;
         };
+        DashboardConfigInput: {
+            /**
+             * @description Where the data lives (the store kind)
+             * @enum {string}
+             */
+            data_mode: "pg" | "pglite" | "supabase";
+            /**
+             * @description `events`: follow GET /events; `realtime`: subscribe to Supabase Realtime
+             * @enum {string}
+             */
+            live: "events" | "realtime";
+            /** @description Sign in with Supabase Auth (email + password) when set */
+            supabase: {
+                url: string;
+                anon_key: string;
+            } | null;
+            /** @description Development only (generated secret, NODE_ENV not production): the demo user's token, so the page signs in at once */
+            demo: {
+                user_id: string;
+                access_token: string;
+                expires_at: number;
+            } | null;
+        };
         ExecutionStatsBucket: {
             /** @description Executions started in the bucket */
             total: number;
@@ -842,16 +935,64 @@ export interface components {
             }[];
         };
         Readiness: {
-            /** @enum {string} */
-            status: "ready" | "unavailable";
+            /**
+             * @description `ready`: every part is up; `degraded`: the database is up but n8n (or the live events connection) is not, so reads and writes are served and deploys wait; `unavailable`: the database is down, stop routing here (HTTP 503)
+             * @enum {string}
+             */
+            status: "ready" | "degraded" | "unavailable";
             database: {
                 ok: boolean;
+                /**
+                 * @description `up`: answered within 2 s; `down`: did not
+                 * @enum {string}
+                 */
+                status: "up" | "down";
                 /** @enum {string} */
                 kind: "pg" | "pglite" | "supabase";
                 latency_ms: number | null;
             };
             n8n: {
                 reachable: boolean;
+                /**
+                 * @description `up`: answered within 2 s; `down`: did not
+                 * @enum {string}
+                 */
+                status: "up" | "down";
+                latency_ms: number | null;
+                /** @description The live tail on this replica (LIVE_SYNC_INTERVAL_MS); null when it is off */
+                live_tail: {
+                    /**
+                     * @description leader: this replica tails n8n; standby: another replica does (or will take over)
+                     * @enum {string}
+                     */
+                    role: "off" | "standby" | "leader";
+                    /**
+                     * @description backoff: the last tick failed (n8n or the database down); it retries with backoff
+                     * @enum {string}
+                     */
+                    state: "off" | "standby" | "backfill" | "tailing" | "backoff";
+                    interval_ms: number;
+                    /** @description The leader's fencing token */
+                    epoch: string | null;
+                    /** @description Every n8n execution id at or below it is in the ledger (or tracked until final) */
+                    frontier: string | null;
+                    /** @description Leader: seconds since the start of its last successful tick */
+                    lag_seconds: number | null;
+                    last_tick_at: string | null;
+                    consecutive_errors: number;
+                    last_error: string | null;
+                    retry_in_ms: number | null;
+                    /** @enum {string} */
+                    running_list: "supported" | "unsupported" | "unknown";
+                } | null;
+            };
+            events: {
+                /**
+                 * @description The LISTEN connection behind GET /events: `reconnecting` while it is being opened again (streams catch up afterwards); `off` in Supabase mode
+                 * @enum {string}
+                 */
+                status: "listening" | "reconnecting" | "off";
+                streams: number;
             };
         };
         Me: {
@@ -878,6 +1019,8 @@ export interface components {
                 code: string;
                 message: string;
             }[];
+            /** @description Why the sync was not a success, e.g. "n8n is unavailable: connection refused at http://127.0.0.1:5678/api/v1"; null on success */
+            error: string | null;
         };
         SyncRequest: {
             /** @description Only these of the caller's workflows (default: all of them) */
@@ -1127,6 +1270,29 @@ export interface components {
         WorkflowList: {
             data: components["schemas"]["WorkflowListItem"][];
             next_cursor: string | null;
+        };
+        DashboardConfig: {
+            /**
+             * @description Where the data lives (the store kind)
+             * @enum {string}
+             */
+            data_mode: "pg" | "pglite" | "supabase";
+            /**
+             * @description `events`: follow GET /events; `realtime`: subscribe to Supabase Realtime
+             * @enum {string}
+             */
+            live: "events" | "realtime";
+            /** @description Sign in with Supabase Auth (email + password) when set */
+            supabase: {
+                url: string;
+                anon_key: string;
+            } | null;
+            /** @description Development only (generated secret, NODE_ENV not production): the demo user's token, so the page signs in at once */
+            demo: {
+                user_id: string;
+                access_token: string;
+                expires_at: number;
+            } | null;
         };
     };
     responses: never;
@@ -2935,6 +3101,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDashboardConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardConfig"];
                 };
             };
         };

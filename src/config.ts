@@ -4,7 +4,16 @@ import { z } from 'zod'
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v)
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional())
-const optionalUrl = z.preprocess(emptyToUndefined, z.url().optional())
+// z.url() alone takes `localhost:5678` (scheme "localhost:"): require an absolute http(s) URL.
+const httpUrl = (example: string) => z.string().refine((v) => {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && /^https?:\/\//i.test(v)
+  } catch {
+    return false
+  }
+}, `must be an absolute http(s) URL, e.g. ${example}`)
+const optionalUrl = z.preprocess(emptyToUndefined, httpUrl('https://<project>.supabase.co').optional())
 const intWithDefault = (def: number, min: number, max: number) =>
   z.preprocess(emptyToUndefined, z.coerce.number().int().min(min).max(max).default(def))
 
@@ -15,13 +24,21 @@ export const configSchema = z.object({
   LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   DATABASE_URL: z.preprocess(emptyToUndefined, z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()),
   DATABASE_POOL_MAX: intWithDefault(10, 1, 200),
+  // Longest wait for a database connection (a free pool slot, then the connect): beyond, 503.
+  DATABASE_CONNECT_TIMEOUT_MS: intWithDefault(3000, 100, 60_000),
+  // Postgres statement_timeout of request queries (the client gives up 5 s later if the server is silent).
+  DATABASE_STATEMENT_TIMEOUT_MS: intWithDefault(15_000, 100, 600_000),
+  // Each PostgREST call in Supabase mode.
+  SUPABASE_TIMEOUT_MS: intWithDefault(15_000, 100, 120_000),
+  // Each Redis command of the rate limiter (beyond, the request is served without the shared count).
+  REDIS_TIMEOUT_MS: intWithDefault(1000, 50, 30_000),
   PGLITE_DIR: z.preprocess(emptyToUndefined, z.string().default('./.data/pglite')),
   SUPABASE_URL: optionalUrl,
   SUPABASE_JWT_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
   SUPABASE_JWKS_URL: optionalUrl,
   SUPABASE_ANON_KEY: optionalString,
   SUPABASE_SERVICE_ROLE_KEY: optionalString,
-  N8N_API_URL: z.preprocess(emptyToUndefined, z.url().default('http://127.0.0.1:5678/api/v1')),
+  N8N_API_URL: z.preprocess(emptyToUndefined, httpUrl('http://127.0.0.1:5678/api/v1').default('http://127.0.0.1:5678/api/v1')),
   N8N_API_KEY: optionalString,
   N8N_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
   N8N_RETRIES: intWithDefault(3, 0, 10),
@@ -36,7 +53,13 @@ export const configSchema = z.object({
   CLEANUP_GRACE_MINUTES: intWithDefault(60, 0, 60 * 24 * 30),
   SYNC_LOG_RETENTION_DAYS: intWithDefault(30, 1, 3650),
   EXECUTION_RETENTION_DAYS: intWithDefault(90, 1, 3650),
-  SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000)
+  SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
+  // The live tail of n8n's executions (src/services/live-tail.ts): ms between ticks; 0 turns it off.
+  LIVE_SYNC_INTERVAL_MS: intWithDefault(2000, 0, 3_600_000),
+  // The leader's scheduled cleanup (same rules as POST /cleanup); 0 turns it off.
+  CLEANUP_INTERVAL_MINUTES: intWithDefault(1440, 0, 525_600),
+  // Where POST /workflows/{id}/run calls n8n's production webhooks; default: N8N_API_URL's origin + /webhook.
+  N8N_WEBHOOK_URL: optionalUrl
 })
 
 export type Env = z.infer<typeof configSchema>
@@ -47,6 +70,8 @@ export interface Config extends Env {
   jwksUrl: string | undefined
   // true when no JWT secret or JWKS was configured and a development secret was generated
   devAuth: boolean
+  /** N8N_WEBHOOK_URL, or N8N_API_URL's origin + '/webhook' (no trailing slash). */
+  n8nWebhookUrl: string
 }
 
 export class ConfigError extends Error {
@@ -58,7 +83,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: () => string = defaultSecret): Config {
+export function loadConfig (env: Record<string, string | undefined> = process.env, generateSecret: (env: Env) => string = defaultSecret): Config {
   const parsed = configSchema.safeParse(env)
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`))
@@ -73,7 +98,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     if (e.NODE_ENV === 'production') {
       throw new ConfigError(['SUPABASE_JWT_SECRET or SUPABASE_URL (or SUPABASE_JWKS_URL): one is required when NODE_ENV=production, so that access tokens can be verified'])
     }
-    secret = generateSecret()
+    secret = generateSecret(e)
     devAuth = true
   }
   return {
@@ -82,7 +107,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean) : [],
     issuer,
     jwksUrl,
-    devAuth
+    devAuth,
+    n8nWebhookUrl: (e.N8N_WEBHOOK_URL ?? `${new URL(e.N8N_API_URL).origin}/webhook`).replace(/\/+$/, '')
   }
 }
 
@@ -114,7 +140,7 @@ export function selectStoreMode (c: Pick<Config, 'DATABASE_URL' | 'SUPABASE_URL'
   }
   if (c.SUPABASE_URL && c.SUPABASE_ANON_KEY) {
     if (!c.SUPABASE_SERVICE_ROLE_KEY) {
-      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set; user routes work')
+      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set, and so does everything a user does that the service records (creating, changing, (de)activating, redeploying workflows, syncs, Idempotency-Key requests): a user\'s token may write only the fields the user authors, so the service records the rest with its own key. User reads work')
     }
     return { mode: 'supabase', reason: 'SUPABASE_URL and SUPABASE_ANON_KEY are set and DATABASE_URL is not: Supabase through supabase-js (the schema is applied with `supabase db push`, not at boot)', warnings }
   }

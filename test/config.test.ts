@@ -16,6 +16,12 @@ t.test('bad configuration names the variable and what is wrong', async (t) => {
   t.match(bad({ CRON_SECRET: 'short' }), /CRON_SECRET: must be at least 32 characters/)
   t.match(bad({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL: must be a postgres/)
   t.match(bad({ N8N_API_URL: 'not a url' }), /N8N_API_URL: /)
+  // `localhost:5678` is a valid URL to WHATWG (scheme "localhost:"): still refused, naming the variable.
+  t.match(bad({ N8N_API_URL: 'localhost:5678' }), /N8N_API_URL: must be an absolute http\(s\) URL, e\.g\. http:\/\/127\.0\.0\.1:5678\/api\/v1/)
+  t.match(bad({ N8N_API_URL: 'ftp://n8n.example/api/v1' }), /N8N_API_URL: must be an absolute http\(s\) URL/)
+  t.match(bad({ N8N_API_URL: '/api/v1' }), /N8N_API_URL: /)
+  t.match(bad({ SUPABASE_URL: 'abc.supabase.co' }), /SUPABASE_URL: must be an absolute http\(s\) URL/)
+  t.equal(loadConfig({ N8N_API_URL: 'https://n8n.example.com/api/v1' }).N8N_API_URL, 'https://n8n.example.com/api/v1')
   t.match(bad({ LOG_LEVEL: 'loud' }), /LOG_LEVEL: /)
   t.match(bad({ REDIS_URL: 'http://x' }), /REDIS_URL: must be a redis/)
   const two = bad({ PORT: '-1', SUPABASE_JWT_SECRET: 'tiny' })

@@ -1,6 +1,7 @@
 import pg from 'pg'
 import { AppError } from '../services/errors.ts'
 import { Semaphore } from '../lib/semaphore.ts'
+import { backoffDelay, sleep } from '../lib/backoff.ts'
 import { claimsSql, inlineParams, isConnectionError, parseTimestamptz } from './database.ts'
 import type { Database, Listener, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
@@ -11,24 +12,37 @@ pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamptz)
 export interface PgDatabaseOptions {
   connectionString: string
   max?: number
+  /** Longest wait for a connection: a free pool slot plus the connect itself (default 5000 ms). */
   connectionTimeoutMillis?: number
+  /** Server-side statement_timeout of the request pool (default 15 000 ms). */
   statementTimeoutMillis?: number
   applicationName?: string
+  /** Where connection losses are reported (default: nowhere; they never throw). */
+  logger?: { warn(obj: object, msg?: string): void, info(obj: object, msg?: string): void }
 }
+
+const NOOP_LOG = { warn () {}, info () {} }
 
 export class PgDatabase implements Database {
   readonly kind = 'pg' as const
   readonly pool: pg.Pool
   private readonly max: number
 
+  private readonly log: NonNullable<PgDatabaseOptions['logger']>
+
   constructor (opts: PgDatabaseOptions) {
     this.max = opts.max ?? 10
+    this.log = opts.logger ?? NOOP_LOG
+    const statementTimeout = opts.statementTimeoutMillis ?? 15_000
     this.pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: this.max,
       connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 5000,
       idleTimeoutMillis: 30_000,
-      statement_timeout: opts.statementTimeoutMillis ?? 15_000,
+      statement_timeout: statementTimeout,
+      // The client-side bound for a server that stopped answering without closing the socket
+      // (statement_timeout runs on the server, so it cannot fire then): a little later than it.
+      query_timeout: statementTimeout + 5000,
       application_name: opts.applicationName ?? 'workflow-sync'
     })
     // Session advisory locks are held for a whole deploy or sync while that work runs its own
@@ -41,10 +55,32 @@ export class PgDatabase implements Database {
       idleTimeoutMillis: 30_000,
       application_name: `${opts.applicationName ?? 'workflow-sync'}:locks`
     })
-    // An idle client losing its connection must not crash the process.
-    this.pool.on('error', () => {})
-    this.lockPool.on('error', () => {})
+    // A pg client whose connection dies emits 'error'; with no listener that kills the process
+    // (Postgres restarting, `terminating connection due to administrator command`). pg-pool only
+    // listens while a client is idle, so a client checked out by a transaction waiting on
+    // something else, a lock session or the LISTEN connection would take the process down: every
+    // client gets a listener of its own for its whole life, the moment it is created. Whoever
+    // holds the client learns of the loss from its next query (or from its own listener).
+    for (const [name, pool] of [['pool', this.pool], ['locks', this.lockPool]] as const) {
+      pool.on('connect', (client) => {
+        client.on('error', (err: Error) => { this.onClientError(name, err) })
+      })
+      pool.on('error', () => {})
+    }
     this.lockSlots = new Semaphore(this.max)
+  }
+
+  /** Connection losses seen (tests, metrics). */
+  readonly lost = { clients: 0, lockSessions: 0, lockReacquired: 0 }
+  private lastLossLog = 0
+
+  private onClientError (pool: string, err: Error): void {
+    this.lost.clients++
+    // one line per second at most: a restart drops every connection at once
+    const now = Date.now()
+    if (now - this.lastLossLog < 1000) return
+    this.lastLossLog = now
+    this.log.warn({ pool, err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost')
   }
 
   private readonly lockPool: pg.Pool
@@ -138,16 +174,17 @@ export class PgDatabase implements Database {
     } catch (err) {
       throw mapDbError(err)
     }
-    let broken = false
+    let acquired = false
     try {
       if (opts.wait === false) {
         const res = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as ok', [namespace, key])
-        if (!res.rows[0]?.ok) return { acquired: false }
+        acquired = res.rows[0]?.ok === true
       } else {
         // Bounded: a holder that takes longer answers 409 rather than a hung request.
         await client.query(`set lock_timeout = ${Math.max(1, Math.round(opts.timeoutMs ?? 120_000))}`)
         try {
           await client.query('select pg_advisory_lock($1, hashtext($2))', [namespace, key])
+          acquired = true
         } catch (err) {
           if ((err as { code?: string }).code === '55P03') {
             throw new AppError('conflict', 'Another operation on this resource is still running; retry shortly', { headers: { 'retry-after': '5' } })
@@ -155,21 +192,19 @@ export class PgDatabase implements Database {
           throw err
         }
       }
-      try {
-        return { acquired: true, value: await fn() }
-      } finally {
-        try {
-          await client.query('select pg_advisory_unlock($1, hashtext($2))', [namespace, key])
-        } catch {
-          // a lost connection releases the lock with the session
-          broken = true
-        }
-      }
     } catch (err) {
-      if (isConnectionError(err)) broken = true
+      client.release(isConnectionError(err) ? err as Error : undefined)
       throw err instanceof AppError ? err : mapDbError(err)
+    }
+    if (!acquired) {
+      client.release()
+      return { acquired: false }
+    }
+    const session = new LockSession(this.lockPool, client, namespace, key, this.log, this.lost)
+    try {
+      return { acquired: true, value: await fn() }
     } finally {
-      client.release(broken)
+      await session.end()
     }
   }
 
@@ -260,4 +295,99 @@ export function mapDbError (err: unknown): unknown {
     return new AppError('database_unavailable', 'The database is unavailable; try again shortly', { cause: err })
   }
   return err
+}
+
+/**
+ * A held session-level advisory lock. If its connection dies while the work runs (a database
+ * restart), Postgres has released the lock with the session: the work goes on (its own queries
+ * fail or succeed on their own), and the lock is taken again on a new session as soon as the
+ * database answers, with capped, jittered backoff, so that exclusion is restored for the rest of
+ * the work. The work's own steps are idempotent (markers, ledger keys), which is what makes the
+ * short unguarded window safe.
+ */
+class LockSession {
+  private client: pg.PoolClient | null
+  private done = false
+  private retrying: Promise<void> | null = null
+  private readonly ended = new AbortController()
+  private readonly onError = (err: Error): void => { this.lose(err) }
+
+  private readonly pool: pg.Pool
+  private readonly namespace: number
+  private readonly key: string
+  private readonly log: { warn(obj: object, msg?: string): void, info(obj: object, msg?: string): void }
+  private readonly counters: { lockSessions: number, lockReacquired: number }
+
+  constructor (pool: pg.Pool, client: pg.PoolClient, namespace: number, key: string, log: LockSession['log'], counters: LockSession['counters']) {
+    this.pool = pool
+    this.namespace = namespace
+    this.key = key
+    this.log = log
+    this.counters = counters
+    this.client = client
+    client.on('error', this.onError)
+  }
+
+  private lose (err: Error): void {
+    const client = this.client
+    if (!client) return
+    this.client = null
+    client.off('error', this.onError)
+    client.release(err)
+    this.counters.lockSessions++
+    if (this.done) return
+    this.log.warn({ lock: this.key, err: { message: err.message } }, 'advisory lock session lost; taking the lock again when the database answers')
+    this.retrying = this.reacquire()
+  }
+
+  private async reacquire (): Promise<void> {
+    for (let attempt = 0; !this.done; attempt++) {
+      await sleep(backoffDelay(attempt, 200, 5000), this.ended.signal)
+      if (this.done) return
+      let client: pg.PoolClient
+      try {
+        client = await this.pool.connect()
+      } catch {
+        continue
+      }
+      try {
+        const res = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as ok', [this.namespace, this.key])
+        if (res.rows[0]?.ok !== true) {
+          client.release()
+          continue
+        }
+      } catch (err) {
+        client.release(err as Error)
+        continue
+      }
+      if (this.done) {
+        // the work finished meanwhile: give the lock straight back
+        await client.query('select pg_advisory_unlock($1, hashtext($2))', [this.namespace, this.key]).then(() => client.release(), (err: Error) => client.release(err))
+        return
+      }
+      this.client = client
+      client.on('error', this.onError)
+      this.counters.lockReacquired++
+      this.log.info({ lock: this.key }, 'advisory lock taken again')
+      return
+    }
+  }
+
+  /** The work is over: unlock (a lost session has released it already). */
+  async end (): Promise<void> {
+    this.done = true
+    this.ended.abort()
+    await this.retrying
+    const client = this.client
+    if (!client) return
+    this.client = null
+    client.off('error', this.onError)
+    try {
+      await client.query('select pg_advisory_unlock($1, hashtext($2))', [this.namespace, this.key])
+      client.release()
+    } catch (err) {
+      // a lost connection releases the lock with the session
+      client.release(err as Error)
+    }
+  }
 }

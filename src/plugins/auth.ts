@@ -46,7 +46,7 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
   // Without the legacy secret, an HS256 token cannot be verified locally: with the project's URL
   // and anon key, Supabase Auth itself is asked (auth.getUser), and its answer cached.
   const remote = !c.SUPABASE_JWT_SECRET && c.SUPABASE_URL && c.SUPABASE_ANON_KEY
-    ? supabaseUserCheck({ url: c.SUPABASE_URL, anonKey: c.SUPABASE_ANON_KEY })
+    ? supabaseUserCheck({ url: c.SUPABASE_URL, anonKey: c.SUPABASE_ANON_KEY, timeoutMs: c.SUPABASE_TIMEOUT_MS })
     : undefined
   const verifier = opts.tokenVerifier ?? new TokenVerifier({
     ...(c.SUPABASE_JWT_SECRET ? { jwtSecret: c.SUPABASE_JWT_SECRET } : {}),

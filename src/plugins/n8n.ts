@@ -21,7 +21,7 @@ async function n8nPlugin (app: FastifyInstance, opts: { n8n?: N8nClient }): Prom
     onCall: (info) => { for (const o of observers) o(info) }
   })
   if (!app.config.N8N_API_KEY && !opts.n8n) {
-    app.log.warn('N8N_API_KEY is not set: calls to n8n will be refused until it is')
+    app.log.warn('N8N_API_KEY is not set: n8n is not called until it is (deploys stay pending, syncs answer failed with "N8N_API_KEY is not set", /ready reports n8n unreachable)')
   }
   app.decorate('n8n', client)
   app.decorate('n8nCallObservers', observers)

@@ -28,7 +28,16 @@ async function rateLimitPlugin (app: FastifyInstance, opts: { redis?: Redis }): 
 
   let redis = opts.redis
   if (!redis && app.config.REDIS_URL) {
-    redis = new Redis(app.config.REDIS_URL, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+    // No offline queue and a command timeout: while Redis is away a request never waits for it.
+    redis = new Redis(app.config.REDIS_URL, {
+      connectTimeout: 2000,
+      commandTimeout: app.config.REDIS_TIMEOUT_MS,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      lazyConnect: false,
+      // reconnects forever, capped at 5 s, so it comes back by itself
+      retryStrategy: (times: number) => Math.min(5000, 100 * 2 ** Math.min(times, 6))
+    })
     redis.on('error', (err: Error) => app.log.warn({ err: { message: err.message } }, 'redis error (rate limits)'))
     const owned = redis
     app.addHook('onClose', async () => { owned.disconnect() })

@@ -7,6 +7,7 @@ import type { SyncHooks } from '../services/sync-engine.ts'
 import { CleanupService } from '../services/cleanup.ts'
 import { ExecutionStatsService } from '../services/execution-stats.ts'
 import { serviceScope } from '../store/scope.ts'
+import { AppError } from '../services/errors.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,7 +37,14 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     n8n: app.n8n,
     logger: app.log.child({ component: 'sync' }),
     concurrency: app.config.N8N_CONCURRENCY,
-    redeploy: async (scope, workflowId) => { await workflowService.deploy(scope, workflowId) },
+    // A deploy that n8n did not complete keeps the row pending (or error) and returns it: for the
+    // sync it is a failure, reported with the row's last_error.
+    redeploy: async (scope, workflowId) => {
+      const row = await workflowService.deploy(scope, workflowId)
+      if (row.status === 'deployed') return
+      const why = row.last_error ?? 'n8n did not take the workflow'
+      throw new AppError(row.status === 'error' ? 'n8n_rejected' : why.startsWith('n8n is unavailable') ? 'n8n_unavailable' : 'n8n_error', why)
+    },
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
   app.decorate('executionStats', new ExecutionStatsService({ store: app.store }))

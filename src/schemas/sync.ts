@@ -13,7 +13,8 @@ export const syncResultSchema = z.object({
   workflows_failed: z.number().int(),
   executions_ingested: z.number().int(),
   duration_ms: z.number().int(),
-  errors: z.array(syncErrorSchema)
+  errors: z.array(syncErrorSchema),
+  error: z.string().nullable().describe('Why the sync was not a success, e.g. "n8n is unavailable: connection refused at http://127.0.0.1:5678/api/v1"; null on success')
 }).meta({ id: 'SyncResult', description: 'success: every workflow synced; partial: some failed (see errors); failed: none synced' })
 
 export const syncBody = z.strictObject({

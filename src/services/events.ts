@@ -34,6 +34,7 @@ import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflows
 import type { EventLogRow, EventOp } from '../store/event-store.ts'
 import { inScope, readInScope, serviceScope, userScope } from '../store/scope.ts'
 import { AppError } from './errors.ts'
+import { backoffDelay } from '../lib/backoff.ts'
 
 export interface EventHubSettings {
   /** Interval of the `: ping` comment on every stream (proxies close silent connections). */
@@ -345,7 +346,7 @@ export class EventHub {
 
   private scheduleReconnect (): void {
     if (this.state !== 'running' || this.reconnectTimer) return
-    const delay = Math.min(5000, 100 * 2 ** this.reconnectAttempt) * (0.5 + Math.random() / 2)
+    const delay = backoffDelay(this.reconnectAttempt, 100, 5000)
     this.reconnectAttempt = Math.min(this.reconnectAttempt + 1, 10)
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
@@ -691,7 +692,8 @@ export class EventStream {
         start = null
         if (this.state !== 'catching_up') return
         this.hub.log.warn({ err: { message: (err as Error).message }, userId: this.userId, attempt }, 'events: catch-up failed; retrying')
-        await Promise.race([sleep(Math.min(10_000, 250 * 2 ** attempt++)), this.gone])
+        // jittered: after a database restart every stream retries, and not all in the same instant
+        await Promise.race([sleep(backoffDelay(attempt++, 250, 10_000)), this.gone])
       }
     }
   }

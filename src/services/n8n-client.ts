@@ -279,6 +279,41 @@ function isTimeout (err: unknown): boolean {
   return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
 }
 
+const NETWORK_CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  ETIMEDOUT: 'connect timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EPIPE: 'connection closed',
+  UND_ERR_SOCKET: 'connection closed by n8n',
+  UND_ERR_CONNECT_TIMEOUT: 'connect timed out'
+}
+
+/** What went wrong on the wire, in words: fetch hides the system error in `cause` (sometimes two deep). */
+export function networkCause (err: unknown): string {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string') {
+      const known = NETWORK_CAUSES[code]
+      if (known !== undefined) return known
+      if (/CERT|SSL|TLS/.test(code)) return `TLS error (${code})`
+    }
+    const message = (e as { message?: unknown }).message
+    if (typeof message === 'string') {
+      const m = /\b(E[A-Z_]{4,})\b/.exec(message)
+      const known = m?.[1] === undefined ? undefined : NETWORK_CAUSES[m[1]]
+      if (known !== undefined) return known
+    }
+  }
+  return 'network error'
+}
+
+/** The message of every call made while N8N_API_KEY is unset (none is attempted). */
+export const NO_API_KEY_MESSAGE = 'N8N_API_KEY is not set, so n8n is not called; set it to an n8n API key (n8n: Settings → n8n API) and restart'
+
 function describeShapeError (err: z.ZodError): string {
   const issue = err.issues[0]
   if (!issue) return ''
@@ -288,6 +323,8 @@ function describeShapeError (err: z.ZodError): string {
 
 export class N8nClient {
   readonly #base: string
+  /** Named in network errors (never a path or credentials). */
+  readonly #origin: string
   readonly #apiKey: string | undefined
   readonly #timeoutMs: number
   readonly #retries: number
@@ -314,6 +351,7 @@ export class N8nClient {
       throw new TypeError('N8nClient: baseUrl must not contain credentials')
     }
     this.#base = options.baseUrl.replace(/\/+$/, '')
+    this.#origin = url.origin
     const key = options.apiKey === '' ? undefined : options.apiKey
     if (key !== undefined && !HEADER_VALUE_RE.test(key)) {
       // Never echo the value.
@@ -433,6 +471,7 @@ export class N8nClient {
 
   /** Cheap readiness probe (GET /workflows?limit=1, one attempt). Never throws. */
   async ping (timeoutMs: number = this.#timeoutMs): Promise<boolean> {
+    if (this.#apiKey === undefined) return false
     const started = performance.now()
     let status: number | null = null
     try {
@@ -484,6 +523,8 @@ export class N8nClient {
   }
 
   async #call<T> (method: Method, route: string, path: string, body: string | undefined, retryable: boolean, parse: Parser<T>): Promise<T> {
+    // Without a key n8n refuses every call: say why instead of asking.
+    if (this.#apiKey === undefined) throw new N8nError('n8n_unavailable', NO_API_KEY_MESSAGE, { n8nStatus: null, method, route })
     const url = this.#base + path
     const headers = body === undefined ? this.#headers : this.#jsonHeaders
     const maxAttempt = retryable ? this.#retries : 0
@@ -532,7 +573,7 @@ export class N8nClient {
   }
 
   #networkError (err: unknown, method: string, route: string, status: number | null): N8nError {
-    const what = isTimeout(err) ? `timed out after ${this.#timeoutMs} ms` : 'failed (network error)'
+    const what = isTimeout(err) ? `timed out after ${this.#timeoutMs} ms at ${this.#origin}` : `failed: ${networkCause(err)} at ${this.#origin}`
     const message = `n8n request ${method} ${route} ${what}`
     // Keep the cause for logs unless it somehow quotes the key.
     let cause: unknown = err

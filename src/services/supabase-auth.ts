@@ -13,6 +13,8 @@ export interface SupabaseUserCheckOptions {
   anonKey: string
   fetch?: typeof fetch
   now?: () => number
+  /** Bound of each call to Supabase Auth, ms (default 15 000): beyond, 503. */
+  timeoutMs?: number
 }
 
 const INVALID = (): AppError => new AppError('invalid_token', 'The access token is invalid', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
@@ -23,9 +25,16 @@ const EXPIRED = (): AppError => new AppError('token_expired', 'The access token 
 export function supabaseUserCheck (opts: SupabaseUserCheckOptions): (token: string) => Promise<VerifiedClaims> {
   const now = opts.now ?? Date.now
   // One client for every token: getUser(jwt) sends the given token and keeps no session.
+  const base = opts.fetch ?? globalThis.fetch
+  const timeoutMs = opts.timeoutMs ?? 15_000
+  // supabase-js sets no timeout of its own: a silent project would hold the request forever.
+  const bounded: typeof fetch = (input, init) => {
+    const timeout = AbortSignal.timeout(timeoutMs)
+    return base(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout })
+  }
   const client = createClient(opts.url, opts.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    ...(opts.fetch ? { global: { fetch: opts.fetch } } : {})
+    global: { fetch: bounded }
   })
   return async (token: string): Promise<VerifiedClaims> => {
     let payload: Record<string, unknown>

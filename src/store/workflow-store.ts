@@ -107,9 +107,11 @@ export async function getIdempotencyKey (tx: Queryable, userId: string, key: str
   return res.rows[0]
 }
 
-// Atomic writes: the SQL functions of supabase/migrations/20250112000000_store_functions.sql,
-// called here with a plain select (the Supabase store calls the same ones with rpc). Named
-// arguments, as PostgREST passes them.
+// Atomic writes: the SQL functions of supabase/migrations/20250112000000_store_functions.sql (as
+// redefined by 20250113000000_trust_model.sql), called here with a plain select (the Supabase
+// store calls the same ones with rpc). Named arguments, as PostgREST passes them. They are the
+// service's writes: executable by service_role only, run in a service transaction, and given the
+// user they act for as p_user_id (null: the service's own work, any row).
 
 async function callJson (tx: Queryable, fn: string, args: Record<string, { value: unknown, cast: string }>): Promise<Record<string, unknown> | null> {
   const names = Object.keys(args)
@@ -121,6 +123,7 @@ async function callJson (tx: Queryable, fn: string, args: Record<string, { value
 const json = (v: unknown): { value: string, cast: string } => ({ value: JSON.stringify(v), cast: 'jsonb' })
 
 export interface CreateWorkflowArgs {
+  userId: string
   name: string
   description: string | null
   nodes: unknown[]
@@ -134,6 +137,7 @@ export interface CreateWorkflowArgs {
 /** The jsonb answer of create_workflow ({outcome, workflow} or {outcome: 'replay', status_code, response}). */
 export async function createWorkflow (tx: Queryable, a: CreateWorkflowArgs): Promise<Record<string, unknown>> {
   const args: Record<string, { value: unknown, cast: string }> = {
+    p_user_id: { value: a.userId, cast: 'uuid' },
     p_name: { value: a.name, cast: 'text' },
     p_description: { value: a.description, cast: 'text' },
     p_nodes: json(a.nodes),
@@ -150,16 +154,17 @@ export async function createWorkflow (tx: Queryable, a: CreateWorkflowArgs): Pro
   return r
 }
 
-export function completeIdempotencyKey (tx: Queryable, key: string, statusCode: number, response: unknown): Promise<unknown> {
+export function completeIdempotencyKey (tx: Queryable, userId: string, key: string, statusCode: number, response: unknown): Promise<unknown> {
   return callJson(tx, 'complete_idempotency_key', {
+    p_user_id: { value: userId, cast: 'uuid' },
     p_idempotency_key: { value: key, cast: 'text' },
     p_status_code: { value: statusCode, cast: 'integer' },
     p_response: json(response)
   })
 }
 
-export function beginDeploy (tx: Queryable, id: string): Promise<Record<string, unknown> | null> {
-  return callJson(tx, 'begin_deploy', { p_workflow_id: { value: id, cast: 'uuid' } })
+export function beginDeploy (tx: Queryable, userId: string | null, id: string): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'begin_deploy', { p_workflow_id: { value: id, cast: 'uuid' }, p_user_id: { value: userId, cast: 'uuid' } })
 }
 
 /** record_deploy_outcome's p_outcome: keys present only for the columns to set. */
@@ -170,8 +175,8 @@ export function deployOutcomeJson (o: DeployOutcome): Record<string, unknown> {
   return out
 }
 
-export function recordDeployOutcome (tx: Queryable, id: string, o: DeployOutcome): Promise<Record<string, unknown> | null> {
-  return callJson(tx, 'record_deploy_outcome', { p_workflow_id: { value: id, cast: 'uuid' }, p_outcome: json(deployOutcomeJson(o)) })
+export function recordDeployOutcome (tx: Queryable, userId: string | null, id: string, o: DeployOutcome): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'record_deploy_outcome', { p_workflow_id: { value: id, cast: 'uuid' }, p_outcome: json(deployOutcomeJson(o)), p_user_id: { value: userId, cast: 'uuid' } })
 }
 
 /** update_workflow_definition's p_changes: only the keys being changed. */
@@ -185,14 +190,15 @@ export function workflowChangesJson (c: WorkflowChanges): Record<string, unknown
   return out
 }
 
-export function updateWorkflowDefinition (tx: Queryable, id: string, c: WorkflowChanges, expectedVersion?: number): Promise<Record<string, unknown> | null> {
+export function updateWorkflowDefinition (tx: Queryable, userId: string, id: string, c: WorkflowChanges, expectedVersion?: number): Promise<Record<string, unknown> | null> {
   return callJson(tx, 'update_workflow_definition', {
     p_workflow_id: { value: id, cast: 'uuid' },
+    p_user_id: { value: userId, cast: 'uuid' },
     p_changes: json(workflowChangesJson(c)),
     p_expected_version: { value: expectedVersion ?? null, cast: 'integer' }
   })
 }
 
-export function setWorkflowActive (tx: Queryable, id: string, active: boolean): Promise<Record<string, unknown> | null> {
-  return callJson(tx, 'set_workflow_active', { p_workflow_id: { value: id, cast: 'uuid' }, p_active: { value: active, cast: 'boolean' } })
+export function setWorkflowActive (tx: Queryable, userId: string, id: string, active: boolean): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'set_workflow_active', { p_workflow_id: { value: id, cast: 'uuid' }, p_active: { value: active, cast: 'boolean' }, p_user_id: { value: userId, cast: 'uuid' } })
 }

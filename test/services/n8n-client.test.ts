@@ -7,7 +7,9 @@ import {
   N8nClient,
   N8nError,
   isN8nError,
-  isN8nNotFound
+  isN8nNotFound,
+  networkCause,
+  NO_API_KEY_MESSAGE
 } from '../../src/services/n8n-client.ts'
 import type { N8nCallInfo, N8nClientOptions, N8nWorkflowInput } from '../../src/services/n8n-client.ts'
 
@@ -309,13 +311,40 @@ t.test('getExecution GETs /executions/:id (optionally with data)', async (t) => 
   t.ok(scope.isDone())
 })
 
-t.test('no api key configured: header omitted, 401 says so', async (t) => {
-  const scope = nock(ORIGIN, { badheaders: ['x-n8n-api-key'] })
-    .get('/api/v1/workflows/wf1').reply(401, { message: "'X-N8N-API-KEY' header required" })
-  const err = await caught(client({ apiKey: undefined }).getWorkflow('wf1'))
-  t.equal(err.code, 'n8n_error')
-  t.match(err.message, /no API key/)
-  t.ok(scope.isDone())
+t.test('no api key configured: n8n is not called, the error says N8N_API_KEY is not set', async (t) => {
+  const scope = nock(ORIGIN).get(/.*/).reply(401, { message: "'X-N8N-API-KEY' header required" })
+  const c = client({ apiKey: undefined })
+  const err = await caught(c.getWorkflow('wf1'))
+  t.equal(err.code, 'n8n_unavailable')
+  t.equal(err.message, NO_API_KEY_MESSAGE)
+  t.match(err.message, /^N8N_API_KEY is not set/)
+  t.equal((await caught(c.createWorkflow(input))).message, NO_API_KEY_MESSAGE)
+  t.equal(await c.ping(), false)
+  t.notOk(scope.isDone(), 'no request was made')
+  nock.cleanAll()
+})
+
+t.test('network errors name the address and the cause', async (t) => {
+  n8n().get('/api/v1/workflows/wf1').times(2)
+    .replyWithError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5678'), { code: 'ECONNREFUSED' }))
+  const refused = await caught(client({ retries: 1 }).getWorkflow('wf1'))
+  t.equal(refused.message, `n8n request GET /workflows/:id failed: connection refused at ${ORIGIN}`)
+  n8n().get('/api/v1/workflows/wf2').replyWithError(Object.assign(new Error('getaddrinfo ENOTFOUND n8n.test'), { code: 'ENOTFOUND' }))
+  t.match((await caught(client({ retries: 0 }).getWorkflow('wf2'))).message, /failed: host not found at http:\/\/n8n/)
+  t.equal(networkCause(new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) })), 'connection reset')
+  t.equal(networkCause(new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'CERT_HAS_EXPIRED' }) })), 'TLS error (CERT_HAS_EXPIRED)')
+  t.equal(networkCause(new Error('socket hang up')), 'network error')
+})
+
+t.test('a real refused connection (nothing listening) names it', async (t) => {
+  nock.enableNetConnect('127.0.0.1')
+  t.teardown(() => { nock.disableNetConnect() })
+  const srv = (await import('node:net')).createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const port = (srv.address() as { port: number }).port
+  await new Promise((resolve) => srv.close(resolve))
+  const c = new N8nClient({ baseUrl: `http://127.0.0.1:${port}/api/v1`, apiKey: KEY, retries: 0 })
+  t.equal((await caught(c.getWorkflow('x'))).message, `n8n request GET /workflows/:id failed: connection refused at http://127.0.0.1:${port}`)
 })
 
 // ---------------------------------------------------------------------------

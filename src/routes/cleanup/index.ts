@@ -7,6 +7,8 @@ export default async function cleanupRoutes (fastify: FastifyInstance): Promise<
   const app = fastify.withTypeProvider<ZodTypeProvider>()
   app.post('/cleanup', {
     onRequest: app.authenticateCron,
+    // No body at all (curl -X POST, Swagger without an example) means the defaults.
+    preValidation: async (request) => { (request as { body: unknown }).body ??= {} },
     config: { rateLimit: { max: app.rateLimits.sync, timeWindow: 60_000 } },
     schema: {
       tags: ['cron'],

@@ -11,6 +11,8 @@ export default async function syncRoutes (fastify: FastifyInstance): Promise<voi
 
   app.post('/sync', {
     onRequest: app.authenticate,
+    // No body at all (curl -X POST, Swagger without an example) means the defaults.
+    preValidation: async (request) => { (request as { body: unknown }).body ??= {} },
     config: syncLimit,
     schema: {
       tags: ['sync'],
