@@ -64,7 +64,7 @@ export function bucketsFromStats (answer) {
 const css = getComputedStyle(document.documentElement)
 const color = (name) => css.getPropertyValue(name).trim()
 
-function plot (el, title, series, data, yFmt) {
+function plot (el, title, series, data, yFmt, yRange) {
   el.replaceChildren()
   const width = Math.max(260, Math.floor(el.getBoundingClientRect().width || 320))
   const opts = {
@@ -72,7 +72,7 @@ function plot (el, title, series, data, yFmt) {
     height: 200,
     title: undefined,
     legend: { show: true },
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, ...(yRange ? { y: { range: yRange } } : {}) },
     axes: [{}, { values: (_u, ticks) => ticks.map(yFmt), size: 60 }],
     series: [{}, ...series]
   }
@@ -109,6 +109,7 @@ export function renderCharts (container, buckets, bucket) {
       series: [{ label: 'success rate %', stroke: color('--accent'), width: 2, points: { show: true } }],
       data: [xs, buckets.map((b) => b.rate === null ? null : Math.round(b.rate * 1000) / 10)],
       fmt: (v) => `${v} %`,
+      range: [0, 100],
       summary: () => `success rate per ${unit}, latest ${buckets.at(-1)?.rate === null || !buckets.length ? 'n/a' : `${Math.round(buckets.at(-1).rate * 100)} %`}`
     },
     {
@@ -141,7 +142,7 @@ export function renderCharts (container, buckets, bucket) {
       plotEl.textContent = 'No executions in this period yet.'
       continue
     }
-    plot(plotEl, c.title, c.series, c.data, c.fmt)
+    plot(plotEl, c.title, c.series, c.data, c.fmt, c.range)
   }
   return buckets.length
 }
