@@ -418,444 +418,6 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        ExecutionStatsBucketInput: {
-            /** @description Executions started in the bucket */
-            total: number;
-            /** @description Executions per n8n status (any other status n8n reports counts as unknown) */
-            counts: {
-                success: number;
-                error: number;
-                crashed: number;
-                canceled: number;
-                waiting: number;
-                running: number;
-                new: number;
-                unknown: number;
-            };
-            /** @description success / (success + error + crashed + canceled); null when none finished */
-            success_rate: number | null;
-            /** @description Executions with a start and a stop time (the durations below are over these) */
-            duration_count: number;
-            /** @description Average of stopped_at - started_at, exact */
-            avg_duration_ms: number | null;
-            /** @description Median duration, estimated from 10 % bins (an upper bound: the true value is at most this and more than this / 1.1) */
-            p50_duration_ms: number | null;
-            /** @description 95th percentile duration (nearest rank), estimated like p50 */
-            p95_duration_ms: number | null;
-            /** @description Bucket start, ISO 8601 UTC */
-            start: string;
-        };
-        /** @description Executions from the ledger per time bucket, by the time they started (UTC) */
-        ExecutionStatsInput: {
-            /** @enum {string} */
-            bucket: "hour" | "day";
-            /** @description Start of the first bucket (ISO 8601 UTC) */
-            since: string;
-            /** @description End of the last bucket (exclusive) */
-            until: string;
-            /** @description The workflow; null on GET /stats (all of the caller's workflows) */
-            workflow_id: string | null;
-            /** @description The whole window: counts, success rate and average (percentiles are per bucket) */
-            totals: {
-                /** @description Executions started in the bucket */
-                total: number;
-                /** @description Executions per n8n status (any other status n8n reports counts as unknown) */
-                counts: {
-                    success: number;
-                    error: number;
-                    crashed: number;
-                    canceled: number;
-                    waiting: number;
-                    running: number;
-                    new: number;
-                    unknown: number;
-                };
-                /** @description success / (success + error + crashed + canceled); null when none finished */
-                success_rate: number | null;
-                /** @description Executions with a start and a stop time (the durations below are over these) */
-                duration_count: number;
-                /** @description Average of stopped_at - started_at, exact */
-                avg_duration_ms: number | null;
-            };
-            /** @description Every bucket of the window, oldest first (empty buckets included, with zeros) */
-            buckets: components["schemas"]["ExecutionStatsBucketInput"][];
-        };
-        /** @description RFC 9457 problem details (application/problem+json) */
-        ProblemInput: {
-            /** @description A URI reference naming the problem type */
-            type: string;
-            title: string;
-            status: number;
-            detail: string;
-            /** @description Stable machine-readable code, e.g. validation_failed, not_found, n8n_unavailable */
-            code: string;
-            requestId: string;
-            /** @description Present on validation_failed: one entry per invalid field */
-            errors?: {
-                path: string;
-                message: string;
-            }[];
-        };
-        ReadinessInput: {
-            /**
-             * @description `ready`: every part is up; `degraded`: the database is up but n8n (or the live events connection) is not, so reads and writes are served and deploys wait; `unavailable`: the database is down, stop routing here (HTTP 503)
-             * @enum {string}
-             */
-            status: "ready" | "degraded" | "unavailable";
-            database: {
-                ok: boolean;
-                /**
-                 * @description `up`: answered within 2 s; `down`: did not
-                 * @enum {string}
-                 */
-                status: "up" | "down";
-                /** @enum {string} */
-                kind: "pg" | "pglite" | "supabase";
-                latency_ms: number | null;
-            };
-            n8n: {
-                reachable: boolean;
-                /**
-                 * @description `up`: answered within 2 s; `down`: did not
-                 * @enum {string}
-                 */
-                status: "up" | "down";
-                latency_ms: number | null;
-                /** @description The live tail on this replica (LIVE_SYNC_INTERVAL_MS); null when it is off */
-                live_tail: {
-                    /**
-                     * @description leader: this replica tails n8n; standby: another replica does (or will take over)
-                     * @enum {string}
-                     */
-                    role: "off" | "standby" | "leader";
-                    /**
-                     * @description backoff: the last tick failed (n8n or the database down); it retries with backoff
-                     * @enum {string}
-                     */
-                    state: "off" | "standby" | "backfill" | "tailing" | "backoff";
-                    interval_ms: number;
-                    /** @description The leader's fencing token */
-                    epoch: string | null;
-                    /** @description Every n8n execution id at or below it is in the ledger (or tracked until final) */
-                    frontier: string | null;
-                    /** @description Leader: seconds since the start of its last successful tick */
-                    lag_seconds: number | null;
-                    last_tick_at: string | null;
-                    consecutive_errors: number;
-                    last_error: string | null;
-                    retry_in_ms: number | null;
-                    /** @enum {string} */
-                    running_list: "supported" | "unsupported" | "unknown";
-                } | null;
-            };
-            events: {
-                /**
-                 * @description The LISTEN connection behind GET /events: `reconnecting` while it is being opened again (streams catch up afterwards); `off` in Supabase mode
-                 * @enum {string}
-                 */
-                status: "listening" | "reconnecting" | "off";
-                streams: number;
-            };
-        };
-        MeInput: {
-            /** Format: uuid */
-            user_id: string;
-            email: string | null;
-            /** @constant */
-            role: "authenticated";
-            /** @description When the access token expires (ISO 8601) */
-            expires_at: string;
-        };
-        /** @description success: every workflow synced; partial: some failed (see errors); failed: none synced */
-        SyncResultInput: {
-            /** Format: uuid */
-            sync_log_id: string;
-            /** @enum {string} */
-            status: "success" | "partial" | "failed";
-            workflows_synced: number;
-            workflows_failed: number;
-            executions_ingested: number;
-            duration_ms: number;
-            errors: {
-                workflow_id: string;
-                code: string;
-                message: string;
-            }[];
-            /** @description Why the sync was not a success, e.g. "n8n is unavailable: connection refused at http://127.0.0.1:5678/api/v1"; null on success */
-            error: string | null;
-        };
-        SyncRequestInput: {
-            /** @description Only these of the caller's workflows (default: all of them) */
-            workflow_ids?: string[];
-        };
-        SyncLogInput: {
-            /** Format: uuid */
-            id: string;
-            user_id: string | null;
-            /** @description user | workflows | all | cleanup */
-            sync_type: string;
-            status: string;
-            duration_ms: number;
-            workflows_synced: number;
-            workflows_failed: number;
-            executions_ingested: number;
-            error: string | null;
-            details: {
-                [key: string]: unknown;
-            };
-            created_at: string;
-        };
-        SyncLogListInput: {
-            data: components["schemas"]["SyncLogInput"][];
-            next_cursor: string | null;
-        };
-        SyncStatsInput: {
-            hours: number;
-            since: string;
-            total: number;
-            /** @description Successful syncs / all syncs in the window */
-            success_rate: number | null;
-            by_type: {
-                sync_type: string;
-                count: number;
-                success_rate: number;
-                avg_duration_ms: number;
-            }[];
-            /** @description The old monitoring query: per sync_type and status, count and average duration */
-            groups: {
-                sync_type: string;
-                status: string;
-                count: number;
-                avg_duration_ms: number;
-            }[];
-        };
-        ExecutionInput: {
-            id: number;
-            /** Format: uuid */
-            workflow_id: string;
-            n8n_execution_id: string;
-            /** @description n8n status: success, error, crashed, canceled, waiting, running, new, unknown */
-            status: string;
-            mode: string | null;
-            finished: boolean;
-            started_at: string | null;
-            stopped_at: string | null;
-            created_at: string;
-            updated_at: string;
-        };
-        ExecutionListInput: {
-            data: components["schemas"]["ExecutionInput"][];
-            next_cursor: string | null;
-        };
-        /** @description The old Edge Function's request body */
-        EdgeFunctionRequestInput: {
-            /** @description One of: sync_all_workflows, cleanup_workflows */
-            action: string;
-        } & {
-            [key: string]: unknown;
-        };
-        CleanupRequestInput: {
-            /**
-             * @description Report what would be done; change nothing (and write no sync log)
-             * @default false
-             */
-            dry_run: boolean;
-        };
-        CleanupReportInput: {
-            /** @description The sync_logs row (type cleanup); null on a dry run */
-            sync_log_id: string | null;
-            dry_run: boolean;
-            /** @enum {string} */
-            status: "success" | "partial" | "failed";
-            duration_ms: number;
-            n8n_workflows_scanned: number;
-            /** @description Deleted (on a dry run: would be deleted) */
-            orphans_deleted: {
-                n8n_workflow_id: string;
-                name: string;
-                updated_at: string | null;
-            }[];
-            /** @description Orphaned, but changed in n8n within CLEANUP_GRACE_MINUTES: kept */
-            orphans_in_grace: {
-                n8n_workflow_id: string;
-                name: string;
-                updated_at: string | null;
-            }[];
-            orphans_failed: {
-                n8n_workflow_id: string;
-                name: string;
-                updated_at: string | null;
-                message: string;
-            }[];
-            /** @description Rows removed (dry run: would be removed) per table: sync_logs, executions, idempotency_keys, … */
-            purged: {
-                [key: string]: number;
-            };
-            errors: {
-                code: string;
-                message: string;
-            }[];
-        };
-        /** @description n8n workflow settings; only keys n8n accepts */
-        WorkflowSettingsInput: {
-            saveExecutionProgress?: boolean;
-            saveManualExecutions?: boolean;
-            /** @enum {string} */
-            saveDataErrorExecution?: "all" | "none";
-            /** @enum {string} */
-            saveDataSuccessExecution?: "all" | "none";
-            executionTimeout?: number;
-            errorWorkflow?: string;
-            timezone?: string;
-            /** @enum {string} */
-            executionOrder?: "v0" | "v1";
-            /** @enum {string} */
-            callerPolicy?: "any" | "none" | "workflowsFromAList" | "workflowsFromSameOwner";
-            callerIds?: string;
-            timeSavedPerExecution?: number;
-            availableInMCP?: boolean;
-        };
-        /** @description An n8n node (other n8n node fields are passed through) */
-        WorkflowNodeInput: {
-            name: string;
-            type: string;
-            typeVersion?: number;
-            position?: [
-                number,
-                number
-            ];
-            parameters?: {
-                [key: string]: unknown;
-            };
-        } & {
-            [key: string]: unknown;
-        };
-        /** @description A workflow as stored in mvp_workflows (the same shape Supabase Realtime sends) */
-        WorkflowInput: {
-            /** Format: uuid */
-            id: string;
-            /** Format: uuid */
-            user_id: string;
-            name: string;
-            description: string | null;
-            active: boolean;
-            /** @enum {string} */
-            status: "pending" | "deployed" | "error" | "missing_in_n8n";
-            n8n_workflow_id: string | null;
-            nodes: {
-                [key: string]: unknown;
-            }[];
-            connections: {
-                [key: string]: unknown;
-            };
-            settings: {
-                [key: string]: unknown;
-            };
-            execution_count: number;
-            successful_executions: number;
-            failed_executions: number;
-            last_execution_at: string | null;
-            last_execution_status: string | null;
-            last_sync_at: string | null;
-            last_error: string | null;
-            version: number;
-            /** @description ISO 8601 timestamp */
-            created_at: string;
-            /** @description ISO 8601 timestamp */
-            updated_at: string;
-        };
-        /** @description A workflow in a list: a summary without nodes, connections and settings, unless include=definition */
-        WorkflowListItemInput: {
-            /** Format: uuid */
-            id: string;
-            /** Format: uuid */
-            user_id: string;
-            name: string;
-            description: string | null;
-            active: boolean;
-            /** @enum {string} */
-            status: "pending" | "deployed" | "error" | "missing_in_n8n";
-            n8n_workflow_id: string | null;
-            /** @description Only with include=definition */
-            nodes?: {
-                [key: string]: unknown;
-            }[];
-            /** @description Only with include=definition */
-            connections?: {
-                [key: string]: unknown;
-            };
-            /** @description Only with include=definition */
-            settings?: {
-                [key: string]: unknown;
-            };
-            execution_count: number;
-            successful_executions: number;
-            failed_executions: number;
-            last_execution_at: string | null;
-            last_execution_status: string | null;
-            last_sync_at: string | null;
-            last_error: string | null;
-            version: number;
-            /** @description ISO 8601 timestamp */
-            created_at: string;
-            /** @description ISO 8601 timestamp */
-            updated_at: string;
-        };
-        CreateWorkflowInput: {
-            /** @description Shown in n8n as "[USR-<first 8 hex of user id>] <name>"; n8n allows 128 characters in all */
-            name: string;
-            description?: string | null;
-            /** @default [] */
-            nodes: components["schemas"]["WorkflowNodeInput"][];
-            /** @default {} */
-            connections: {
-                [key: string]: unknown;
-            };
-            /** @default {} */
-            settings: components["schemas"]["WorkflowSettingsInput"];
-            /**
-             * @description Activate in n8n right after the deploy
-             * @default false
-             */
-            active: boolean;
-        };
-        UpdateWorkflowInput: {
-            /** @description Shown in n8n as "[USR-<first 8 hex of user id>] <name>"; n8n allows 128 characters in all */
-            name?: string;
-            description?: string | null;
-            nodes?: components["schemas"]["WorkflowNodeInput"][];
-            connections?: {
-                [key: string]: unknown;
-            };
-            settings?: components["schemas"]["WorkflowSettingsInput"];
-        };
-        WorkflowListInput: {
-            data: components["schemas"]["WorkflowListItemInput"][];
-            next_cursor: string | null;
-        };
-        DashboardConfigInput: {
-            /**
-             * @description Where the data lives (the store kind)
-             * @enum {string}
-             */
-            data_mode: "pg" | "pglite" | "supabase";
-            /**
-             * @description `events`: follow GET /events; `realtime`: subscribe to Supabase Realtime
-             * @enum {string}
-             */
-            live: "events" | "realtime";
-            /** @description Sign in with Supabase Auth (email + password) when set */
-            supabase: {
-                url: string;
-                anon_key: string;
-            } | null;
-            /** @description Development only (generated secret, NODE_ENV not production): the demo user's token, so the page signs in at once */
-            demo: {
-                user_id: string;
-                access_token: string;
-                expires_at: number;
-            } | null;
-        };
         ExecutionStatsBucket: {
             /** @description Executions started in the bucket */
             total: number;
@@ -1087,8 +649,11 @@ export interface components {
         };
         /** @description The old Edge Function's request body */
         EdgeFunctionRequest: {
-            /** @description One of: sync_all_workflows, cleanup_workflows */
-            action: string;
+            /**
+             * @description sync_all_workflows: sync (a user token: the caller's workflows; the cron credential: everyone's); cleanup_workflows: housekeeping (cron credential only)
+             * @enum {string}
+             */
+            action: "sync_all_workflows" | "cleanup_workflows";
         } & {
             [key: string]: unknown;
         };
@@ -1287,6 +852,13 @@ export interface components {
                 url: string;
                 anon_key: string;
             } | null;
+            /** @description Optional routes this server has: the page hides the controls of missing ones */
+            features: {
+                /** @description POST /workflows/{id}/run exists */
+                run: boolean;
+                /** @description GET /workflows/{id}/stats and GET /stats exist */
+                stats: boolean;
+            };
             /** @description Development only (generated secret, NODE_ENV not production): the demo user's token, so the page signs in at once */
             demo: {
                 user_id: string;
@@ -1312,7 +884,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1322,6 +894,15 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok";
                     };
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1335,7 +916,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1350,7 +931,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The database does not answer */
@@ -1360,6 +941,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1388,7 +978,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1397,7 +987,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not answered by /metrics (exempt from rate limits); listed for uniformity with the other secured operations */
@@ -1406,7 +996,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1415,7 +1005,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1429,7 +1028,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1444,7 +1043,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1453,7 +1052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -1462,7 +1061,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1471,7 +1070,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1480,7 +1088,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description next_cursor of the previous page */
+                /** @description Opaque token: the `next_cursor` of the previous page, passed back unchanged (do not build or parse it) */
                 cursor?: string;
                 status?: "pending" | "deployed" | "error" | "missing_in_n8n";
                 active?: "true" | "false";
@@ -1496,7 +1104,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1518,7 +1126,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -1527,7 +1135,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1536,7 +1144,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -1545,7 +1153,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1554,7 +1162,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -1563,7 +1171,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1580,7 +1197,34 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreateWorkflowInput"];
+                /**
+                 * @example {
+                 *       "name": "Hello webhook",
+                 *       "description": "Answers POST /webhook/hello in n8n",
+                 *       "nodes": [
+                 *         {
+                 *           "name": "Webhook",
+                 *           "type": "n8n-nodes-base.webhook",
+                 *           "typeVersion": 2,
+                 *           "position": [
+                 *             0,
+                 *             0
+                 *           ],
+                 *           "parameters": {
+                 *             "path": "hello",
+                 *             "httpMethod": "POST",
+                 *             "responseMode": "onReceived"
+                 *           }
+                 *         }
+                 *       ],
+                 *       "connections": {},
+                 *       "settings": {
+                 *         "executionOrder": "v1"
+                 *       },
+                 *       "active": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateWorkflow"];
             };
         };
         responses: {
@@ -1599,7 +1243,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -1608,7 +1252,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1617,7 +1261,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1626,7 +1270,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Body too large (payload_too_large) */
@@ -1635,7 +1279,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -1644,7 +1288,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1653,7 +1297,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -1662,7 +1306,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1682,7 +1335,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1704,7 +1357,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -1713,7 +1366,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1722,7 +1375,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -1731,7 +1384,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -1740,7 +1393,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1749,7 +1402,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -1758,7 +1411,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1788,7 +1450,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -1797,7 +1459,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1806,7 +1468,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -1815,7 +1477,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -1824,7 +1486,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -1833,7 +1495,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1842,7 +1504,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n answered with an error (n8n_error) */
@@ -1851,7 +1513,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -1860,7 +1522,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1869,7 +1540,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The workflow's version, `"<version>"` (the ETag of writes) or the ETag of GET /workflows/{id} (`"<version>.<digest>"`); a version mismatch answers 412 */
+                /** @description The workflow's version in quotes, as sent in its ETag (e.g. `"3"`, or the `"<version>.<digest>"` ETag of GET /workflows/{id}; `*`: any version); a version mismatch answers 412 */
                 "if-match"?: string;
             };
             path: {
@@ -1880,11 +1551,16 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["UpdateWorkflowInput"];
+                /**
+                 * @example {
+                 *       "description": "Changed from Swagger UI"
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateWorkflow"];
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1899,7 +1575,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -1908,7 +1584,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -1917,7 +1593,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -1926,7 +1602,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description If-Match does not match the current version (precondition_failed) */
@@ -1935,7 +1611,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Body too large (payload_too_large) */
@@ -1944,7 +1620,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -1953,7 +1629,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -1962,7 +1638,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -1971,7 +1647,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1988,7 +1673,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2003,7 +1688,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2012,7 +1697,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2021,7 +1706,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -2030,7 +1715,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2039,7 +1724,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n refused the workflow (n8n_rejected), with n8n's reason */
@@ -2048,7 +1733,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2057,7 +1742,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2066,7 +1751,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n answered with an error (n8n_error) */
@@ -2075,7 +1760,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2084,7 +1769,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2101,7 +1795,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2116,7 +1810,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2125,7 +1819,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2134,7 +1828,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -2143,7 +1837,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2152,7 +1846,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n refused the workflow (n8n_rejected), with n8n's reason */
@@ -2161,7 +1855,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2170,7 +1864,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2179,7 +1873,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n answered with an error (n8n_error) */
@@ -2188,7 +1882,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2197,7 +1891,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2214,7 +1917,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2229,7 +1932,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2238,7 +1941,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2247,7 +1950,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -2256,7 +1959,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2265,7 +1968,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2274,7 +1977,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2283,7 +1986,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2292,7 +1995,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2301,7 +2013,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description next_cursor of the previous page */
+                /** @description Opaque token: the `next_cursor` of the previous page, passed back unchanged (do not build or parse it) */
                 cursor?: string;
                 status?: "success" | "error" | "crashed" | "canceled" | "waiting" | "running" | "new" | "unknown";
             };
@@ -2314,7 +2026,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2329,7 +2041,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2338,7 +2050,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2347,7 +2059,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -2356,7 +2068,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2365,7 +2077,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2374,7 +2086,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2383,7 +2095,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2407,7 +2128,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2422,7 +2143,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2431,7 +2152,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2440,7 +2161,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not found (also for another user's resource) */
@@ -2449,7 +2170,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2458,7 +2179,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2467,7 +2188,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2476,7 +2197,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2497,7 +2227,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2512,7 +2242,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2521,7 +2251,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2530,7 +2260,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2539,7 +2269,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2548,7 +2278,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2557,7 +2287,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2569,13 +2308,14 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["SyncRequestInput"];
+                /** @example {} */
+                "application/json": components["schemas"]["SyncRequest"];
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2590,7 +2330,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2599,7 +2339,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2608,7 +2348,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2617,7 +2357,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2626,7 +2366,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2635,7 +2375,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2649,7 +2398,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2664,7 +2413,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2673,7 +2422,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2682,7 +2431,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2691,7 +2440,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2700,7 +2449,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2709,7 +2467,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                /** @description next_cursor of the previous page */
+                /** @description Opaque token: the `next_cursor` of the previous page, passed back unchanged (do not build or parse it) */
                 cursor?: string;
             };
             header?: never;
@@ -2718,7 +2476,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2733,7 +2491,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2742,7 +2500,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2751,7 +2509,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2760,7 +2518,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2769,7 +2527,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2778,7 +2536,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2795,7 +2562,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2810,7 +2577,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2819,7 +2586,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2828,7 +2595,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2837,7 +2604,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2846,7 +2613,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2855,7 +2622,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2869,11 +2645,16 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EdgeFunctionRequestInput"];
+                /**
+                 * @example {
+                 *       "action": "sync_all_workflows"
+                 *     }
+                 */
+                "application/json": components["schemas"]["EdgeFunctionRequest"];
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2888,7 +2669,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2897,7 +2678,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2906,7 +2687,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -2915,7 +2696,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -2924,7 +2705,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -2933,7 +2714,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2945,13 +2735,18 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["CleanupRequestInput"];
+                /**
+                 * @example {
+                 *       "dry_run": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["CleanupRequest"];
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2966,7 +2761,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -2975,7 +2770,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -2984,7 +2779,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Conflict */
@@ -2993,7 +2788,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -3002,7 +2797,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -3011,7 +2806,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -3020,7 +2815,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3055,7 +2859,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid access token (invalid_token, token_expired) */
@@ -3064,7 +2868,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Authenticated, but not allowed (forbidden) */
@@ -3073,7 +2877,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Rate limited (rate_limited), see Retry-After */
@@ -3082,7 +2886,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unexpected error (internal) */
@@ -3091,7 +2895,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
@@ -3100,7 +2904,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -3114,13 +2927,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DashboardConfig"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
