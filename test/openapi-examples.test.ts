@@ -11,23 +11,30 @@ nock.enableNetConnect('127.0.0.1')
 const h = await buildTestApp({ env: { RATE_LIMIT_MAX: '100000' } })
 t.teardown(async () => { nock.cleanAll(); nock.enableNetConnect(); await h.close() })
 
-// An n8n that says yes: one workflow id, activation state kept, empty execution lists.
+// An n8n that says yes: one workflow id, holding what the create sent (name and the staticData
+// marker the ownership check reads), activation state kept, empty execution lists.
 const active = new Map<string, boolean>()
+let heldWorkflow: { name: string, staticData: unknown } = { name: 'wf', staticData: null }
 // nock 15 hands reply functions the fetch Request.
 const urlOf = (req: unknown): string => (typeof req === 'string' ? req : (req as Request).url)
 const idOf = (req: unknown): string => decodeURIComponent(/\/workflows\/([^/?]+)/.exec(urlOf(req))?.[1] ?? '')
+const held = (id: string) => n8nWorkflow(id, { ...heldWorkflow, staticData: heldWorkflow.staticData as null, active: active.get(id) ?? false })
 nock(N8N_TEST_ORIGIN).persist()
   .get(/\/api\/v1\/executions/).reply(200, { data: [], nextCursor: null })
-  .get(/\/api\/v1\/workflows\?/).reply(200, { data: [], nextCursor: null })
-  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri: string) => [200, n8nWorkflow(idOf(uri), { active: active.get(idOf(uri)) ?? false })])
-  .post('/api/v1/workflows').reply(200, n8nWorkflow('n8n-example-1'))
-  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: string) => [200, n8nWorkflow(idOf(uri))])
+  .get(/\/api\/v1\/workflows\?/).reply(() => [200, { data: heldWorkflow.staticData ? [held('n8n-example-1')] : [], nextCursor: null }])
+  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri: string) => [200, held(idOf(uri))])
+  // The body matcher sees the parsed body (reply functions get only the request in nock 15); like
+  // n8n, a body without staticData leaves the stored one as it was.
+  .post('/api/v1/workflows', (b: Record<string, unknown>) => { heldWorkflow = { name: typeof b?.name === 'string' ? b.name : heldWorkflow.name, staticData: b?.staticData ?? heldWorkflow.staticData }; return true })
+  .reply(() => [200, held('n8n-example-1')])
+  .put(/\/api\/v1\/workflows\/[^/]+$/, (b: Record<string, unknown>) => { heldWorkflow = { name: typeof b?.name === 'string' ? b.name : heldWorkflow.name, staticData: b?.staticData ?? heldWorkflow.staticData }; return true })
+  .reply((uri: string) => [200, held(idOf(uri))])
   .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((uri: string) => {
     const on = urlOf(uri).endsWith('/activate')
     active.set(idOf(uri), on)
-    return [200, n8nWorkflow(idOf(uri), { active: on })]
+    return [200, held(idOf(uri))]
   })
-  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: string) => [200, n8nWorkflow(idOf(uri))])
+  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: string) => [200, held(idOf(uri))])
 
 const spec = h.app.swagger() as Record<string, any>
 const user = await testUser()
