@@ -13,6 +13,7 @@ import type { TokenVerifier } from './services/token-verifier.ts'
 import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
 import errorsPlugin from './plugins/errors.ts'
+import inputGuardPlugin from './plugins/input-guard.ts'
 import authPlugin from './plugins/auth.ts'
 import n8nPlugin from './plugins/n8n.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
@@ -20,6 +21,8 @@ import swaggerPlugin from './plugins/swagger.ts'
 import servicesPlugin from './plugins/services.ts'
 import lifecyclePlugin from './plugins/lifecycle.ts'
 import metricsPlugin from './plugins/metrics.ts'
+import liveTailPlugin from './plugins/live-tail.ts'
+import type { LiveTailPluginOptions } from './plugins/live-tail.ts'
 import type { ServicesPluginOptions } from './plugins/services.ts'
 import healthRoutes from './routes/health/index.ts'
 import meRoutes from './routes/me/index.ts'
@@ -46,6 +49,8 @@ export interface AppOptions {
   swaggerUi?: boolean
   hooks?: ServicesPluginOptions['workflowHooks']
   syncHooks?: ServicesPluginOptions['syncHooks']
+  /** The live tail's timing (tests, benchmarks). */
+  liveTail?: LiveTailPluginOptions['tuning']
 }
 
 /** The application as a plugin: shared things first, in dependency order, then the routes. */
@@ -59,6 +64,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
 
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorsPlugin)
+  await fastify.register(inputGuardPlugin)
   if (opts.config.corsOrigins.length > 0) {
     await fastify.register(cors, {
       origin: opts.config.corsOrigins,
@@ -76,6 +82,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(lifecyclePlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(servicesPlugin, { ...(opts.hooks ? { workflowHooks: opts.hooks } : {}), ...(opts.syncHooks ? { syncHooks: opts.syncHooks } : {}) })
+  await fastify.register(liveTailPlugin, opts.liveTail ? { tuning: opts.liveTail } : {})
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)

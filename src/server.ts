@@ -1,6 +1,9 @@
 // The process: build the app, listen, close with grace. Nothing imports this file.
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { buildApp } from './app.ts'
-import { ConfigError, loadConfig } from './config.ts'
+import { ConfigError, loadConfig, selectStoreMode } from './config.ts'
+import { AlreadyRunningError, checkPortFree, lockDataDir } from './single-instance.ts'
 import type { Config } from './config.ts'
 import { loadDevSecret } from './dev-secret.ts'
 import type { DevSecret } from './dev-secret.ts'
@@ -21,10 +24,23 @@ try {
   throw err
 }
 
+// `npm start` passes --env-file-if-exists=.env: say whether it was there (the real environment wins).
+const envFile = process.execArgv.some((a) => a.startsWith('--env-file')) && existsSync('.env') ? resolve('.env') : null
+
+// Before anything is opened: a second start on the same port or embedded database says so in one line.
+try {
+  await checkPortFree(config.HOST, config.PORT)
+  if (!config.DATABASE_URL && config.PGLITE_DIR !== 'memory' && selectStoreMode(config).mode === 'embedded') lockDataDir(config.PGLITE_DIR)
+} catch (err) {
+  console.error(err instanceof AlreadyRunningError ? err.message : `workflow-sync could not start: ${(err as Error).message}`)
+  process.exit(1)
+}
+
 const app = await buildApp({ config }).catch((err: unknown) => {
   console.error(`workflow-sync could not start: ${(err as Error).message}`)
   process.exit(1)
 })
+app.log.info(envFile ? `settings read from ${envFile} (variables already in the environment win)` : 'no .env file read; settings come from the environment')
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests and tracked work finish within
 // SHUTDOWN_TIMEOUT_MS (src/plugins/lifecycle.ts), close event streams and pools, exit 0.
@@ -57,7 +73,10 @@ process.on('SIGINT', () => { void shutdown('SIGINT') })
 try {
   await app.listen({ port: config.PORT, host: config.HOST })
 } catch (err) {
-  app.log.error({ err }, 'could not listen')
+  // Taken between the probe and now: still one line, no stack.
+  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') console.error(`port ${config.PORT} on ${config.HOST} is already in use (is workflow-sync already running?); set PORT to a free port`)
+  else app.log.error({ err }, 'could not listen')
+  await app.close().catch(() => {})
   process.exit(1)
 }
 

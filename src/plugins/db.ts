@@ -70,6 +70,10 @@ async function dbPlugin (app: FastifyInstance, opts: DbPluginOptions): Promise<v
     const expected = await expectedSchemaVersion()
     const version = await store.checkSchema(expected)
     log.info({ store: 'supabase', mode: choice.mode, schema_version: version, service_role: store.hasServiceRole }, `Supabase mode: ${choice.reason}`)
+    // The trust model: user tokens read, the service key records (README: Security model).
+    log.info({ store: 'supabase', service_role: store.hasServiceRole }, store.hasServiceRole
+      ? 'Supabase mode: user reads go with the caller\'s token; deploy outcomes, sync results, idempotency records and locks are recorded with SUPABASE_SERVICE_ROLE_KEY'
+      : 'Supabase mode: user reads go with the caller\'s token; without SUPABASE_SERVICE_ROLE_KEY, user writes, syncs and cron routes answer 503')
     app.decorate('store', store)
     app.addHook('onClose', async () => { await store.close() })
     return

@@ -5,7 +5,7 @@ import type { Scope } from '../store/scope.ts'
 import type { Store, WorkflowListQuery } from '../store/store.ts'
 import type * as store from '../store/workflow-store.ts'
 import type { WorkflowRow } from '../store/workflow-store.ts'
-import type { Workflow } from '../schemas/workflow.ts'
+import type { Workflow, WorkflowListItem } from '../schemas/workflow.ts'
 import { AppError } from './errors.ts'
 import { isN8nError, isN8nNotFound } from './n8n-client.ts'
 import type { N8nClient, N8nError, N8nNode, N8nWorkflow } from './n8n-client.ts'
@@ -47,7 +47,7 @@ export interface CreateResult {
 }
 
 export interface ListResult {
-  data: Workflow[]
+  data: WorkflowListItem[]
   next_cursor: string | null
 }
 
@@ -89,6 +89,11 @@ export function publicWorkflow (row: WorkflowRow & { cursor_ts?: string }): Work
   return rest
 }
 
+function listItem (row: store.ListedWorkflowRow): WorkflowListItem {
+  const { deploy_attempts: _attempts, cursor_ts: _cursor, ...rest } = row
+  return rest
+}
+
 function userIdOf (scope: Scope): string {
   if (scope.kind !== 'user') throw new Error('a user scope is required')
   return scope.userId
@@ -122,9 +127,9 @@ export class WorkflowService {
     this.afterN8nCreate = opts.afterN8nCreate
   }
 
-  async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined }): Promise<ListResult> {
+  async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined, include?: 'definition' | undefined }): Promise<ListResult> {
     userIdOf(scope)
-    const filter: WorkflowListQuery = { limit: q.limit + 1 }
+    const filter: WorkflowListQuery = { limit: q.limit + 1, definition: q.include === 'definition' }
     if (q.cursor) filter.after = decodeCursor(q.cursor)
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
@@ -132,7 +137,7 @@ export class WorkflowService {
     const page = rows.slice(0, q.limit)
     const last = page[page.length - 1]
     return {
-      data: page.map(publicWorkflow),
+      data: page.map(listItem),
       next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null
     }
   }
@@ -445,7 +450,8 @@ export interface DeployOptions {
 }
 
 export function parseVersion (ifMatch: string): number {
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(ifMatch)
+  // "<version>" or GET's "<version>.<digest>": the version is what a PATCH is conditional on
+  const m = /^\s*(?:W\/)?"?(\d{1,9})(?:\.[A-Za-z0-9_-]{1,32})?"?\s*$/.exec(ifMatch)
   if (!m) throw new AppError('validation_failed', 'If-Match must be the workflow\'s version, e.g. "3"', { errors: [{ path: 'headers/if-match', message: 'expected a version number' }] })
   return Number(m[1])
 }

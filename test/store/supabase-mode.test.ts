@@ -8,6 +8,7 @@ import t from 'tap'
 import nock from 'nock'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import type { Config } from '../../src/config.ts'
+import { readMigrations } from '../../src/db/migrate.ts'
 import { TEST_CRON_SECRET, testConfig } from '../helpers/app.ts'
 import { createTestDatabase } from '../helpers/db.ts'
 import { assertProblem } from '../helpers/http.ts'
@@ -68,7 +69,8 @@ t.test('boots in Supabase mode and says so', async (t) => {
   t.notOk(app.hasDecorator('db') && (app as unknown as { db?: unknown }).db, 'no Postgres handle in this mode')
   const text = logs.join('')
   t.match(text, /Supabase mode: SUPABASE_URL and SUPABASE_ANON_KEY are set and DATABASE_URL is not/)
-  t.match(text, /"schema_version":"20250112000000"/)
+  t.match(text, new RegExp(`"schema_version":"${(await readMigrations()).at(-1)!.version}"`))
+  t.match(text, /user reads go with the caller's token; deploy outcomes, sync results, idempotency records and locks are recorded with SUPABASE_SERVICE_ROLE_KEY/)
   t.notMatch(text, /SUPABASE_SERVICE_ROLE_KEY is not set/, 'no warning: the service-role key is set')
   t.match(text, /HS256 tokens are verified by Supabase Auth/)
   const ready = await app.inject({ method: 'GET', url: '/ready' })
@@ -125,8 +127,16 @@ t.test('workflow routes through supabase-js, under the caller\'s token', async (
 
   const mine = emu.requests.slice(before).filter((r) => r.path.startsWith('/rest/v1/'))
   t.ok(mine.length > 10)
-  t.ok(mine.every((r) => r.apikey === emu.anonKey && r.role === 'authenticated'), 'user routes never use the service-role key')
-  t.ok(mine.every((r) => r.authorization === `Bearer ${r.sub === a.id ? a.token : b.token}`), 'each request carries its caller\'s token')
+  // The trust model: reads (and a user's delete of their own row) go with the caller's token;
+  // what the service records goes with its key, to the write functions only service_role may run.
+  const asUser = mine.filter((r) => r.role === 'authenticated')
+  const asService = mine.filter((r) => r.role === 'service_role')
+  t.equal(asUser.length + asService.length, mine.length, 'every request is the caller\'s or the service\'s')
+  t.ok(asUser.length > 5 && asService.length > 5, `${asUser.length} user requests, ${asService.length} service writes`)
+  t.ok(asUser.every((r) => r.apikey === emu.anonKey && r.authorization === `Bearer ${r.sub === a.id ? a.token : b.token}`), 'each user request carries its caller\'s token')
+  t.ok(asUser.every((r) => r.method === 'GET' || r.method === 'DELETE' || ['/rest/v1/rpc/list_sync_targets', '/rest/v1/rpc/workflows_with_open_rows', '/rest/v1/rpc/sync_log_stats'].includes(r.path)), 'users only read (and delete their own rows)')
+  t.ok(asService.every((r) => r.apikey === emu.serviceKey && r.method === 'POST' && r.path.startsWith('/rest/v1/rpc/')), 'the service records through its write functions')
+  t.ok(asService.every((r) => { const u = (r.body as { p_user_id?: unknown } | null)?.p_user_id; return u === undefined || u === a.id }), 'acting for the caller (A), never for B')
 })
 
 t.test('auth: verified by Supabase Auth (no secret configured), cached until exp', async (t) => {
@@ -207,6 +217,13 @@ t.test('without SUPABASE_SERVICE_ROLE_KEY: boot says so; cron routes answer 503,
   }
   const u = await user()
   t.equal((await noKey.inject({ method: 'GET', url: '/workflows', headers: u.auth })).statusCode, 200)
+  t.match(logs.slice(from).join(''), /without SUPABASE_SERVICE_ROLE_KEY, user writes, syncs and cron routes answer 503/)
+  // what the service would record needs its key: a clear 503, and nothing is written
+  const created = assertProblem(t, await noKey.inject({ method: 'POST', url: '/workflows', headers: u.auth, payload: { name: 'needs the key', nodes: [trigger], connections: {} } }), 503, 'database_unavailable')
+  t.match(String(created.detail), /SUPABASE_SERVICE_ROLE_KEY is not set: reads work, writes and syncs need it/)
+  const synced = assertProblem(t, await noKey.inject({ method: 'POST', url: '/sync', headers: u.auth, payload: {} }), 503, 'database_unavailable')
+  t.match(String(synced.detail), /SUPABASE_SERVICE_ROLE_KEY/)
+  t.equal((await tdb.db.query('select 1 from public.mvp_workflows where user_id = $1', [u.id])).rows.length, 0, 'nothing was written')
 })
 
 t.test('no key or token ever reached the logs or an answer', async (t) => {
