@@ -19,6 +19,7 @@ await app.listen({ port: 0, host: '127.0.0.1' })
 const addr = app.server.address()
 process.send?.({ port: typeof addr === 'object' && addr ? addr.port : 0, token })
 process.on('message', async (m) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() })
   if (m === 'stop') {
     await close()
     process.exit(0)
