@@ -91,7 +91,8 @@ function team (size: number, run: number): Wf[] {
   let userId = ''
   for (let i = 0; i < size; i++) {
     if (i % WPU === 0) userId = randomUUID()
-    out.push({ id: '', n8nId: `bf${run}x${i.toString(36).padStart(10, '0')}`, userId, name: `flow ${i % WPU}` })
+    // Row ids fixed here: n8n's copies carry them in their marker (the service counts only those).
+    out.push({ id: randomUUID(), n8nId: `bf${run}x${i.toString(36).padStart(10, '0')}`, userId, name: `flow ${i % WPU}` })
   }
   return out
 }
@@ -104,10 +105,10 @@ async function onboard (dbName: string, wfs: Wf[]): Promise<void> {
     for (let i = 0; i < wfs.length; i += 5000) {
       const part = wfs.slice(i, i + 5000)
       const res = await c.query<{ id: string, n8n_workflow_id: string }>(
-        `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id, nodes)
-         select t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[]) as t(u, n, x)
+        `insert into mvp_workflows (id, user_id, name, status, active, n8n_workflow_id, nodes)
+         select t.i, t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[], $5::uuid[]) as t(u, n, x, i)
          returning id, n8n_workflow_id`,
-        [part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES])
+        [part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES, part.map((w) => w.id)])
       const byN8n = new Map(res.rows.map((r) => [r.n8n_workflow_id, r.id]))
       for (const w of part) w.id = byN8n.get(w.n8nId) ?? ''
     }
@@ -273,7 +274,7 @@ try {
     // A simulated n8n of this team alone (the ceiling is this team's newest execution).
     if (run > 0) { await sim.stop(); sim = await SimClient.start() }
     const wfs = team(size, run)
-    const simWfs: SimWorkflow[] = wfs.map((w) => ({ id: w.n8nId, name: `${tag(w.userId)} ${w.name}`, active: false }))
+    const simWfs: SimWorkflow[] = wfs.map((w) => ({ id: w.n8nId, name: `${tag(w.userId)} ${w.name}`, active: false, rowId: w.id, userId: w.userId }))
     for (let i = 0; i < simWfs.length; i += 5000) await sim.request({ op: 'addWorkflows', workflows: simWfs.slice(i, i + 5000) })
     await sim.request({ op: 'generate', spec: { workflowIds: wfs.map((w) => w.n8nId), perWorkflow: EXECS, interleave: false, seed: 7 } })
     await sim.request({ op: 'configure', latencyMs: LATENCY })

@@ -425,7 +425,7 @@ async function seedSyncWorkflows (): Promise<void> {
     for (let j = 0; j < 10; j++) {
       const n8nId = 'seed' + (++k).toString(36).padStart(8, '0')
       u.push(user.id); n.push(`flow ${j}`); x.push(n8nId)
-      sims.push({ id: n8nId, name: `${user.tag} flow ${j}`, active: false })
+      sims.push({ id: n8nId, name: `${user.tag} flow ${j}`, active: false, userId: user.id })
     }
   }
   const rows = await withDb((c) => c.query<{ id: string, n8n_workflow_id: string }>(
@@ -433,6 +433,9 @@ async function seedSyncWorkflows (): Promise<void> {
      select t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[]) as t(u, n, x)
      returning id, n8n_workflow_id`, [u, n, x, JSON.stringify(WEBHOOK)]))
   for (const r of rows.rows) seeded.push({ id: r.id, n8nId: r.n8n_workflow_id })
+  // n8n's copies carry the rows' markers, as deploys leave them (the service counts only those).
+  const rowOf = new Map(rows.rows.map((r) => [r.n8n_workflow_id, r.id]))
+  for (const w of sims) { const id = rowOf.get(w.id); if (id !== undefined) w.rowId = id }
   await sim.request({ op: 'addWorkflows', workflows: sims })
 }
 
