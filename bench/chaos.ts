@@ -433,6 +433,10 @@ async function seedSyncWorkflows (): Promise<void> {
      select t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[]) as t(u, n, x)
      returning id, n8n_workflow_id`, [u, n, x, JSON.stringify(WEBHOOK)]))
   for (const r of rows.rows) seeded.push({ id: r.id, n8nId: r.n8n_workflow_id })
+  // each n8n workflow carries its row's marker, as a deploy leaves it (the service acts on no other)
+  const rowOf = new Map(rows.rows.map((r) => [r.n8n_workflow_id, r.id]))
+  const userOf = new Map(x.map((id, i) => [id, u[i]!]))
+  for (const w of sims) { w.rowId = rowOf.get(w.id)!; w.userId = userOf.get(w.id)! }
   await sim.request({ op: 'addWorkflows', workflows: sims })
 }
 
@@ -486,6 +490,8 @@ async function scenarioSigkill (): Promise<void> {
   const u = await makeUser()
   const accepted = new Set<string>()
   const deleted = new Set<string>()
+  // a DELETE cut by the kill may have happened: such rows are expected gone or present
+  const deleteTried = new Set<string>()
   let requests = 0
   const statuses = new Recorder()
   let syncFailures = 0
@@ -509,8 +515,9 @@ async function scenarioSigkill (): Promise<void> {
           if (a.status === 201 && a.body?.id) accepted.add(String(a.body.id))
         })())
       }
-      const victims = [...accepted].filter((id) => !deleted.has(id)).slice(0, 2)
+      const victims = [...accepted].filter((id) => !deleteTried.has(id)).slice(0, 2)
       for (const id of victims) {
+        deleteTried.add(id)
         work.push((async () => {
           const t0 = now()
           const a = await call(app.base, 'DELETE', `/workflows/${id}`, u.auth, undefined, 5000)
@@ -547,7 +554,7 @@ async function scenarioSigkill (): Promise<void> {
   const perRow = new Map<string, number>()
   for (const w of dump) if (w.rowId) perRow.set(w.rowId, (perRow.get(w.rowId) ?? 0) + 1)
   const duplicates = [...perRow.values()].filter((n) => n > 1).length
-  const live = [...accepted].filter((id) => !deleted.has(id))
+  const live = [...accepted].filter((id) => !deleteTried.has(id))
   const lost = await missingRows(live)
   const rows = await withDb((c) => c.query<{ id: string, status: string, n8n_workflow_id: string | null }>('select id, status, n8n_workflow_id from mvp_workflows where user_id = $1', [u.id]))
   const inN8n = new Set(dump.map((w) => w.id))
@@ -556,7 +563,7 @@ async function scenarioSigkill (): Promise<void> {
   // counts only: the cleanup runs purge ledger rows past EXECUTION_RETENTION_DAYS (the simulated
   // executions are dated 2025), which is retention, not loss
   const counts = await mismatches(seeded, false)
-  out(`  requests ${requests}; rows accepted ${accepted.size}, deleted ${deleted.size}, rows now ${rows.rowCount}; n8n workflows of the user ${dump.filter((w) => w.name.startsWith(u.tag)).length}; duplicates ${duplicates}; rows not deployed ${notDeployed}; orphans left ${orphansLeft}; restart + sync p50 ${fmtMs(pct(recoveries, 50))}, max ${fmtMs(Math.max(...recoveries))}`)
+  out(`  requests ${requests}; rows accepted ${accepted.size}, deleted ${deleted.size} (tried ${deleteTried.size}), rows now ${rows.rowCount}; n8n workflows of the user ${dump.filter((w) => w.name.startsWith(u.tag)).length}; duplicates ${duplicates}; rows not deployed ${notDeployed}; orphans left ${orphansLeft}; restart + sync p50 ${fmtMs(pct(recoveries, 50))}, max ${fmtMs(Math.max(...recoveries))}`)
   verdict('3 SIGKILL at random moments', {
     requests,
     errors: fmtStatus(statuses.byStatus((s) => s.status !== 0)) + ` (+${statuses.samples.filter((s) => s.status === 0).length} cut by the kill)`,
