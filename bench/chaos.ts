@@ -391,6 +391,9 @@ async function scenarioPostgresRestart (): Promise<void> {
   const okAfter = rec.samples.filter((s) => s.t0 >= tUp && s.status >= 200 && s.status < 300).length
   out(`  requests ${rec.samples.length} (2xx before the stop ${okBefore}, after the start ${okAfter}); while down ${down.length}, max ${fmtMs(downMax)}, p99 ${fmtMs(pct(down.map((s) => s.t1 - s.t0), 99))}`)
   out(`  pg stop took ${fmtMs(tDown - tStop)}, start ${fmtMs(tUp - tStart)}; first 2xx ${fmtMs(recovery)} after Postgres accepted connections`)
+  for (const h of rec.samples.filter((x) => x.status <= 0 || (x.status >= 500 && x.status !== 503)).slice(0, 5)) {
+    out(`  unanswered/5xx: ${h.op} ${h.status} started ${fmtMs(h.t0 - tStop)} after the stop began (down ${fmtMs(tDown - tStop)}, start at ${fmtMs(tStart - tStop)}, up at ${fmtMs(tUp - tStop)}), took ${fmtMs(h.t1 - h.t0)}`)
+  }
   out(`  writes accepted ${created.length}, missing afterwards ${lost}; streams: ${JSON.stringify(streamStats)}, events checked ${replayChecked}, missing ${missingEvents}`)
   verdict('1 Postgres restart under load', {
     requests: rec.samples.length,
@@ -584,7 +587,7 @@ async function scenarioSigkill (): Promise<void> {
 
 async function scenarioSoak (): Promise<void> {
   const minutes = SOAK_MINUTES
-  const rate = Number(process.env.CHAOS_SOAK_RPS ?? 30)
+  const rate = Number(process.env.CHAOS_SOAK_RPS ?? 10)
   out(`\n## 4. Soak: ${minutes} min of mixed traffic at ${rate} req/s with 200 open streams`)
   const app = await startApp()
   const users = await Promise.all(Array.from({ length: 40 }, makeUser))
@@ -610,7 +613,7 @@ async function scenarioSoak (): Promise<void> {
     const r = Math.random()
     const t0 = now()
     const p = (async () => {
-      if (tick % (rate * 30) === 0) rec.add('sync/all', t0, await call(app.base, 'POST', '/sync/all', cron, {}, 60_000))
+      if (tick % (rate * 60) === 0) rec.add('sync/all', t0, await call(app.base, 'POST', '/sync/all', cron, {}, 60_000))
       else if (r < 0.6) rec.add('list', t0, await call(app.base, 'GET', '/workflows?limit=20', u.auth))
       else if (r < 0.8) rec.add('get', t0, await call(app.base, 'GET', `/workflows/${u.workflows[0]}`, u.auth))
       else if (r < 0.97) rec.add('patch', t0, await call(app.base, 'PATCH', `/workflows/${u.workflows[0]}`, u.json, { description: `d ${tick}` }))
