@@ -10,6 +10,9 @@ import { buildTestApp, testUser } from '../helpers/app.ts'
 import { freePort } from '../helpers/private-cluster.ts'
 import { waitFor } from '../helpers/sse.ts'
 
+// initdb / redis-server and the restarts are slow on a busy shared machine: a longer bound than the default 60 s
+t.setTimeout(240_000)
+
 async function startRedis (port: number): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 100 })
