@@ -471,7 +471,7 @@ function handleIpc (msg: SimRequest): unknown {
     case 'workflowsDump':
       return workflowOrder.map((w) => {
         const sd = (w.body?.staticData ?? null) as Record<string, { row_id?: unknown }> | null
-        const rowId = sd?.workflow_sync?.row_id
+        const rowId = w.body ? sd?.workflow_sync?.row_id : w.rowId
         return { id: w.id, name: w.name, active: w.active, rowId: typeof rowId === 'string' ? rowId : null }
       }) satisfies SimWorkflowDump[]
   }

@@ -25,7 +25,7 @@ export const configSchema = z.object({
   DATABASE_URL: z.preprocess(emptyToUndefined, z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()),
   DATABASE_POOL_MAX: intWithDefault(10, 1, 200),
   // Longest wait for a database connection (a free pool slot, then the connect): beyond, 503.
-  DATABASE_CONNECT_TIMEOUT_MS: intWithDefault(3000, 100, 60_000),
+  DATABASE_CONNECT_TIMEOUT_MS: intWithDefault(5000, 100, 60_000),
   // Postgres statement_timeout of request queries (the client gives up 5 s later if the server is silent).
   DATABASE_STATEMENT_TIMEOUT_MS: intWithDefault(15_000, 100, 600_000),
   // Each PostgREST call in Supabase mode.

@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import { AppError } from '../services/errors.ts'
+import { redisWithFallback } from './rate-limit-store.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,9 +52,19 @@ async function rateLimitPlugin (app: FastifyInstance, opts: { redis?: Redis }): 
     // the body is parsed and validated, so a limited caller costs no parsing and invalid requests count.
     hook: 'preParsing',
     keyGenerator: rateLimitKey,
-    // The limiter's store being down must not take the API down with it.
+    // The limiter's store being down must not take the API down with it: with Redis, counts fall
+    // back to this process's memory while it is away (src/plugins/rate-limit-store.ts).
     skipOnError: true,
-    ...(redis ? { redis, nameSpace: 'workflow-sync:rl:' } : {}),
+    ...(redis
+      ? {
+          store: redisWithFallback(redis, 'workflow-sync:rl:', {
+            onSwitch: (to, err) => {
+              if (to === 'memory') app.log.warn({ err: err ? { message: err.message } : undefined }, 'rate limits: Redis unavailable; counting per process until it is back')
+              else app.log.info('rate limits: counting in Redis again')
+            }
+          }) as unknown as NonNullable<Parameters<typeof rateLimit>[1]>['store']
+        }
+      : {}),
     errorResponseBuilder: (_request, context) => {
       limited++
       return new AppError('rate_limited', `Too many requests: ${context.max} per minute; retry in ${Math.ceil(context.ttl / 1000)} s`, {

@@ -15,6 +15,9 @@ import { testConfig, testUser } from '../helpers/app.ts'
 import { createPrivateCluster } from '../helpers/private-cluster.ts'
 import { openSse, waitFor } from '../helpers/sse.ts'
 
+// initdb / redis-server and the restarts are slow on a busy shared machine: a longer bound than the default 60 s
+t.setTimeout(240_000)
+
 nock.disableNetConnect()
 nock.enableNetConnect(/^127\.0\.0\.1(:\d+)?$/)
 

@@ -1,0 +1,79 @@
+// The rate limiter's store with a fallback: counts in Redis (shared by every replica) while Redis
+// answers, and in this process's memory while it does not (Redis down, slow past
+// REDIS_TIMEOUT_MS, or reconnecting). Limits so degrade to per-process instead of vanishing, and
+// go back to the shared counts as soon as ioredis has reconnected (it retries by itself).
+// Built on @fastify/rate-limit's own Redis and in-memory stores (same semantics, same keys).
+import { createRequire } from 'node:module'
+import type { Redis } from 'ioredis'
+
+type Cb = (err: Error | null, res: { current: number, ttl: number } | null) => void
+interface InnerStore {
+  incr(key: string, cb: Cb, timeWindow: number, max: number): void
+  read?(key: string, cb: Cb, timeWindow: number, max: number): void
+  child(routeOptions: unknown): InnerStore
+}
+type StoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, ...rest: unknown[]) => InnerStore
+
+const require = createRequire(import.meta.url)
+const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as StoreCtor
+const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as StoreCtor
+
+export interface FallbackEvents {
+  /** Called when counting switches between Redis and memory. */
+  onSwitch?: (to: 'redis' | 'memory', err?: Error) => void
+}
+
+/** A store class for @fastify/rate-limit's `store` option. */
+export function redisWithFallback (redis: Redis, nameSpace: string, events: FallbackEvents = {}): new (params: { continueExceeding?: boolean, exponentialBackoff?: boolean }) => InnerStore {
+  const state = { mode: 'redis' as 'redis' | 'memory' }
+  const switchTo = (to: 'redis' | 'memory', err?: Error): void => {
+    if (state.mode === to) return
+    state.mode = to
+    events.onSwitch?.(to, err)
+  }
+
+  class Pair implements InnerStore {
+    readonly shared: InnerStore
+    readonly local: InnerStore
+    constructor (shared: InnerStore, local: InnerStore) {
+      this.shared = shared
+      this.local = local
+    }
+
+    private run (method: 'incr' | 'read', key: string, cb: Cb, timeWindow: number, max: number): void {
+      const local = (): void => {
+        const fn = this.local[method]
+        if (fn) fn.call(this.local, key, cb, timeWindow, max)
+        else cb(null, { current: 0, ttl: 0 })
+      }
+      if (redis.status !== 'ready') {
+        switchTo('memory')
+        local()
+        return
+      }
+      const fn = this.shared[method]
+      if (!fn) { local(); return }
+      fn.call(this.shared, key, (err, res) => {
+        if (err) {
+          switchTo('memory', err)
+          local()
+          return
+        }
+        switchTo('redis')
+        cb(null, res)
+      }, timeWindow, max)
+    }
+
+    incr (key: string, cb: Cb, timeWindow: number, max: number): void { this.run('incr', key, cb, timeWindow, max) }
+    read (key: string, cb: Cb, timeWindow: number, max: number): void { this.run('read', key, cb, timeWindow, max) }
+    child (routeOptions: unknown): InnerStore { return new Pair(this.shared.child(routeOptions), this.local.child(routeOptions)) }
+  }
+
+  return class FallbackStore extends Pair {
+    constructor (params: { continueExceeding?: boolean, exponentialBackoff?: boolean }) {
+      const ce = params.continueExceeding === true
+      const eb = params.exponentialBackoff === true
+      super(new RedisStore(ce, eb, redis, nameSpace), new LocalStore(ce, eb))
+    }
+  }
+}
