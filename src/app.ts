@@ -116,7 +116,8 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    trustProxy: true,
+    // A hop count as a function: Fastify's types take booleans, addresses and functions.
+    trustProxy: typeof config.trustProxy === 'number' ? ((hops: number) => (_address: string, i: number) => i < hops)(config.trustProxy) : config.trustProxy,
     return503OnClosing: true,
     // Opening the embedded database and applying migrations can take longer than Fastify's 10 s
     // plugin default on a busy small machine; a boot that is merely slow must not fail.

@@ -53,7 +53,9 @@ export const configSchema = z.object({
   CLEANUP_GRACE_MINUTES: intWithDefault(60, 0, 60 * 24 * 30),
   SYNC_LOG_RETENTION_DAYS: intWithDefault(30, 1, 3650),
   EXECUTION_RETENTION_DAYS: intWithDefault(90, 1, 3650),
-  SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000)
+  SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
+  // Off by default: X-Forwarded-For is the client's to choose unless a proxy we trust sets it.
+  TRUST_PROXY: z.preprocess(emptyToUndefined, z.string().regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be true, false, a hop count (e.g. 1) or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8,127.0.0.1)').default('false'))
 })
 
 export type Env = z.infer<typeof configSchema>
@@ -64,6 +66,15 @@ export interface Config extends Env {
   jwksUrl: string | undefined
   // true when no JWT secret or JWKS was configured and a development secret was generated
   devAuth: boolean
+  /** Fastify's trustProxy from TRUST_PROXY: false, true, a hop count or addresses. */
+  trustProxy: boolean | number | string[]
+}
+
+export function parseTrustProxy (v: string): boolean | number | string[] {
+  if (v === 'true') return true
+  if (v === 'false') return false
+  if (/^\d+$/.test(v)) return Number(v)
+  return v.split(',').map((s) => s.trim()).filter(Boolean)
 }
 
 export class ConfigError extends Error {
@@ -99,7 +110,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean) : [],
     issuer,
     jwksUrl,
-    devAuth
+    devAuth,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY)
   }
 }
 

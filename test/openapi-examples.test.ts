@@ -19,15 +19,15 @@ const idOf = (req: unknown): string => decodeURIComponent(/\/workflows\/([^/?]+)
 nock(N8N_TEST_ORIGIN).persist()
   .get(/\/api\/v1\/executions/).reply(200, { data: [], nextCursor: null })
   .get(/\/api\/v1\/workflows\?/).reply(200, { data: [], nextCursor: null })
-  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri) => [200, n8nWorkflow(idOf(uri), { active: active.get(idOf(uri)) ?? false })])
+  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri), { active: active.get(idOf(uri)) ?? false })])
   .post('/api/v1/workflows').reply(200, n8nWorkflow('n8n-example-1'))
-  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((uri) => [200, n8nWorkflow(idOf(uri))])
-  .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((uri) => {
+  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri))])
+  .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((uri: unknown) => {
     const on = urlOf(uri).endsWith('/activate')
     active.set(idOf(uri), on)
     return [200, n8nWorkflow(idOf(uri), { active: on })]
   })
-  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri) => [200, n8nWorkflow(idOf(uri))])
+  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri))])
 
 const spec = h.app.swagger() as Record<string, any>
 const user = await testUser()
