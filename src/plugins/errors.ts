@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { hasZodFastifySchemaValidationErrors, ResponseSerializationError } from 'fastify-type-provider-zod'
@@ -107,6 +108,25 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
     }
     return sendProblem(reply, problemBody(request, 'not_found', `No route ${request.method} ${path}`))
   })
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a NUL or other invalid character in
+ * a header, a malformed request line, oversized headers): a problem too, not Fastify's own JSON.
+ */
+export function clientErrorHandler (err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, title, detail] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'Request timeout', 'The request was not received in time']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request header fields too large', 'The request headers are larger than the service accepts']
+      : [400, problemTitles.validation_failed, `The request is malformed (${/HEADER/.test(err.code ?? '') ? 'an invalid character in a header, e.g. NUL' : 'invalid HTTP'})`]
+  const requestId = randomUUID()
+  const body = JSON.stringify({ type: `${PROBLEM_TYPE_BASE}validation_failed`, title, status, detail, code: 'validation_failed', requestId })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }
 
 export default fp(errorsPlugin, { name: 'errors' })
