@@ -6,7 +6,7 @@ import { PgliteDatabase } from '../src/db/pglite-database.ts'
 export const OPENAPI_PATH = new URL('../openapi/openapi.json', import.meta.url).pathname
 
 export async function generateOpenapi (): Promise<string> {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', SUPABASE_JWT_SECRET: 'x'.repeat(32) })
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', SUPABASE_JWT_SECRET: 'x'.repeat(32), LIVE_SYNC_INTERVAL_MS: '0' })
   const db = await PgliteDatabase.open(undefined)
   try {
     const app = await buildApp({ config, db, migrate: false, logger: false, swaggerUi: false })

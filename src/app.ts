@@ -21,6 +21,8 @@ import swaggerPlugin from './plugins/swagger.ts'
 import servicesPlugin from './plugins/services.ts'
 import lifecyclePlugin from './plugins/lifecycle.ts'
 import metricsPlugin from './plugins/metrics.ts'
+import liveTailPlugin from './plugins/live-tail.ts'
+import type { LiveTailPluginOptions } from './plugins/live-tail.ts'
 import type { ServicesPluginOptions } from './plugins/services.ts'
 import healthRoutes from './routes/health/index.ts'
 import meRoutes from './routes/me/index.ts'
@@ -47,6 +49,8 @@ export interface AppOptions {
   swaggerUi?: boolean
   hooks?: ServicesPluginOptions['workflowHooks']
   syncHooks?: ServicesPluginOptions['syncHooks']
+  /** The live tail's timing (tests, benchmarks). */
+  liveTail?: LiveTailPluginOptions['tuning']
 }
 
 /** The application as a plugin: shared things first, in dependency order, then the routes. */
@@ -64,7 +68,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   if (opts.config.corsOrigins.length > 0) {
     await fastify.register(cors, {
       origin: opts.config.corsOrigins,
-      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'if-match', 'last-event-id', 'x-request-id'],
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'if-match', 'if-none-match', 'last-event-id', 'x-request-id'],
       exposedHeaders: ['etag', 'location', 'retry-after', 'x-request-id', 'idempotent-replayed'],
       methods: ['GET', 'POST', 'PATCH', 'DELETE']
     })
@@ -78,6 +82,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(lifecyclePlugin)
   await fastify.register(metricsPlugin)
   await fastify.register(servicesPlugin, { ...(opts.hooks ? { workflowHooks: opts.hooks } : {}), ...(opts.syncHooks ? { syncHooks: opts.syncHooks } : {}) })
+  await fastify.register(liveTailPlugin, opts.liveTail ? { tuning: opts.liveTail } : {})
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)

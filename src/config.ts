@@ -55,7 +55,13 @@ export const configSchema = z.object({
   EXECUTION_RETENTION_DAYS: intWithDefault(90, 1, 3650),
   SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
   // Off by default: X-Forwarded-For is the client's to choose unless a proxy we trust sets it.
-  TRUST_PROXY: z.preprocess(emptyToUndefined, z.string().regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be true, false, a hop count (e.g. 1) or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8,127.0.0.1)').default('false'))
+  TRUST_PROXY: z.preprocess(emptyToUndefined, z.string().regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be true, false, a hop count (e.g. 1) or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8,127.0.0.1)').default('false')),
+  // The live tail of n8n's executions (src/services/live-tail.ts): ms between ticks; 0 turns it off.
+  LIVE_SYNC_INTERVAL_MS: intWithDefault(2000, 0, 3_600_000),
+  // The leader's scheduled cleanup (same rules as POST /cleanup); 0 turns it off.
+  CLEANUP_INTERVAL_MINUTES: intWithDefault(1440, 0, 525_600),
+  // Where POST /workflows/{id}/run calls n8n's production webhooks; default: N8N_API_URL's origin + /webhook.
+  N8N_WEBHOOK_URL: optionalUrl
 })
 
 export type Env = z.infer<typeof configSchema>
@@ -68,6 +74,8 @@ export interface Config extends Env {
   devAuth: boolean
   /** Fastify's trustProxy from TRUST_PROXY: false, true, a hop count or addresses. */
   trustProxy: boolean | number | string[]
+  /** N8N_WEBHOOK_URL, or N8N_API_URL's origin + '/webhook' (no trailing slash). */
+  n8nWebhookUrl: string
 }
 
 export function parseTrustProxy (v: string): boolean | number | string[] {
@@ -111,7 +119,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     issuer,
     jwksUrl,
     devAuth,
-    trustProxy: parseTrustProxy(e.TRUST_PROXY)
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    n8nWebhookUrl: (e.N8N_WEBHOOK_URL ?? `${new URL(e.N8N_API_URL).origin}/webhook`).replace(/\/+$/, '')
   }
 }
 
@@ -143,7 +152,7 @@ export function selectStoreMode (c: Pick<Config, 'DATABASE_URL' | 'SUPABASE_URL'
   }
   if (c.SUPABASE_URL && c.SUPABASE_ANON_KEY) {
     if (!c.SUPABASE_SERVICE_ROLE_KEY) {
-      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set; user routes work')
+      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set, and so does everything a user does that the service records (creating, changing, (de)activating, redeploying workflows, syncs, Idempotency-Key requests): a user\'s token may write only the fields the user authors, so the service records the rest with its own key. User reads work')
     }
     return { mode: 'supabase', reason: 'SUPABASE_URL and SUPABASE_ANON_KEY are set and DATABASE_URL is not: Supabase through supabase-js (the schema is applied with `supabase db push`, not at boot)', warnings }
   }

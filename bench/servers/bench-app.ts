@@ -31,6 +31,7 @@ export async function startBenchApp (prefix: string, env: Record<string, string>
     SUPABASE_JWT_SECRET: BENCH_SECRET,
     RATE_LIMIT_MAX: '1000000',
     N8N_API_URL: 'http://127.0.0.1:9/api/v1',
+    LIVE_SYNC_INTERVAL_MS: '0',
     ...env
   })
   const app = await buildApp({ config, logger: false, swaggerUi: false })

@@ -19,7 +19,9 @@ const config = loadConfig({
   RATE_LIMIT_MAX: '1000000',
   N8N_API_URL: env.N8N_API_URL,
   N8N_API_KEY: 'bench-n8n-api-key',
-  N8N_CONCURRENCY: env.N8N_CONCURRENCY
+  N8N_CONCURRENCY: env.N8N_CONCURRENCY,
+  // The live tail would add its own n8n calls to the measured ones: off unless asked for.
+  LIVE_SYNC_INTERVAL_MS: env.LIVE_SYNC_INTERVAL_MS ?? '0'
 })
 // The bench migrated the database already (and other sessions may be editing migration files).
 const app = await buildApp({ config, logger: false, swaggerUi: false, migrate: false })

@@ -58,6 +58,14 @@ export const workflowSchema = z.object({
 
 export type Workflow = z.infer<typeof workflowSchema>
 
+export const workflowListItemSchema = workflowSchema.extend({
+  nodes: workflowSchema.shape.nodes.optional().describe('Only with include=definition'),
+  connections: workflowSchema.shape.connections.optional().describe('Only with include=definition'),
+  settings: workflowSchema.shape.settings.optional().describe('Only with include=definition')
+}).meta({ id: 'WorkflowListItem', description: 'A workflow in a list: a summary without nodes, connections and settings, unless include=definition' })
+
+export type WorkflowListItem = z.infer<typeof workflowListItemSchema>
+
 export const workflowName = z.string().trim().min(1).max(100)
   .describe('Shown in n8n as "[USR-<first 8 hex of user id>] <name>"; n8n allows 128 characters in all')
 
@@ -85,11 +93,12 @@ export const listWorkflowsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: cursorParam(200),
   status: workflowStatus.optional(),
-  active: z.enum(['true', 'false']).transform((v) => v === 'true').optional()
+  active: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  include: z.enum(['definition']).optional().describe('definition: also nodes, connections and settings (default: summaries without them)')
 })
 
 export const workflowListSchema = z.object({
-  data: z.array(workflowSchema),
+  data: z.array(workflowListItemSchema),
   next_cursor: z.string().nullable()
 }).meta({ id: 'WorkflowList' })
 
@@ -99,6 +108,10 @@ export const idempotencyKeyHeader = z.object({
 })
 
 export const ifMatchHeader = z.object({
-  'if-match': z.string().regex(/^(\*|(W\/)?"[0-9]{1,9}")$/, 'must be the workflow\'s version in quotes (its ETag), e.g. "3", or *').optional()
-    .describe('The workflow\'s version in quotes, as sent in its ETag (e.g. `"3"`; `*`: any version); a mismatch answers 412')
+  'if-match': z.string().regex(/^(\*|(W\/)?"[0-9]{1,9}(\.[A-Za-z0-9_-]{1,32})?")$/, 'must be the workflow\'s version in quotes (its ETag), e.g. "3", or *').optional()
+    .describe('The workflow\'s version in quotes, as sent in its ETag (e.g. `"3"`, or the `"<version>.<digest>"` ETag of GET /workflows/{id}; `*`: any version); a version mismatch answers 412')
+})
+
+export const ifNoneMatchHeader = z.object({
+  'if-none-match': z.string().max(500).optional().describe('An ETag of an earlier answer: 304 while it is still current')
 })

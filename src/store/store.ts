@@ -13,6 +13,7 @@
 import type { PoolStats } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import type { PurgeCounts } from './cleanup-store.ts'
+import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import type { Scope } from './scope.ts'
 import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
@@ -26,6 +27,8 @@ export interface WorkflowListQuery {
   after?: { createdAt: string, id: string }
   status?: string
   active?: boolean
+  /** false: summaries, without nodes, connections and settings. Default true. */
+  definition?: boolean
 }
 
 export interface NewWorkflowInput {
@@ -74,6 +77,8 @@ export type LockSpec =
   | { name: 'sync_user', ownerId: string }
   | { name: 'sync_all' }
   | { name: 'cleanup' }
+  /** The live tail's leader (held for as long as the replica leads). */
+  | { name: 'live_tail' }
 
 export interface LockOptions {
   /** false: answer `{ acquired: false }` at once when the lock is held. Default: wait. */
@@ -152,6 +157,14 @@ export interface Store {
   ownedN8nWorkflows(scope: Scope, n8nIds: string[], rowIds: string[]): Promise<{ n8nIds: Set<string>, rowIds: Set<string> }>
   /** Retention of the event log (purge_workflow_events); answers the rows (to be) removed. */
   purgeEventLog(scope: Scope, olderThanHours: number, dryRun: boolean): Promise<number>
+
+  // ---- live tail (service scope; call while holding the live_tail lock) ----------------------
+  /** A new leader's fencing token and the tail's state (live_tail_claim). */
+  liveTailClaim(scope: Scope, holder: string): Promise<LiveTailState>
+  /** One tick's writes, fenced by the epoch (live_tail_ingest); a stale epoch throws 409 `fenced`. */
+  liveTailIngest(scope: Scope, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult>
+  /** The ledger's open rows, oldest first (live_tail_open_executions). */
+  liveTailOpenExecutions(scope: Scope, limit: number): Promise<OpenExecution[]>
 }
 
 /** Advisory-lock namespaces of the Postgres store (the same numbers as before the store existed). */
@@ -159,6 +172,7 @@ export const ADVISORY_NAMESPACES: Readonly<Record<LockSpec['name'], number>> = O
   sync_user: 741_853,
   sync_all: 741_854,
   cleanup: 741_855,
+  live_tail: 741_856,
   deploy: 741_860
 })
 
@@ -169,6 +183,7 @@ export function advisoryKey (lock: LockSpec): { namespace: number, key: string }
     case 'sync_user': return { namespace: ADVISORY_NAMESPACES.sync_user, key: lock.ownerId }
     case 'sync_all': return { namespace: ADVISORY_NAMESPACES.sync_all, key: 'all' }
     case 'cleanup': return { namespace: ADVISORY_NAMESPACES.cleanup, key: 'cleanup' }
+    case 'live_tail': return { namespace: ADVISORY_NAMESPACES.live_tail, key: 'live_tail' }
   }
 }
 
@@ -179,6 +194,7 @@ export function leaseKey (lock: LockSpec): string {
     case 'sync_user': return `user:${lock.ownerId}:sync`
     case 'sync_all': return 'service:sync_all'
     case 'cleanup': return 'service:cleanup'
+    case 'live_tail': return 'service:live_tail'
   }
 }
 

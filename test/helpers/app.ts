@@ -24,6 +24,8 @@ export function testConfig (env: Record<string, string | undefined> = {}): Confi
     N8N_TIMEOUT_MS: '500',
     N8N_RETRIES: '1',
     CRON_SECRET: TEST_CRON_SECRET,
+    // The live tail is off unless a test turns it on (its ticks would add n8n calls to every test).
+    LIVE_SYNC_INTERVAL_MS: '0',
     ...env
   })
 }

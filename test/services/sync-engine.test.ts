@@ -41,6 +41,9 @@ async function newWorkflow (fake: FakeN8n, u: User, opts: { active?: boolean, n8
     [u.id, `flow ${wfCounter}`, opts.status ?? 'deployed', opts.active ?? false, n8nId])
   const id = res.rows[0]?.id
   if (!id) throw new Error('insert failed')
+  // n8n's copy carries the row's marker, as a deploy leaves it: the engine acts only on those.
+  const wf = fake.workflows.get(n8nId)
+  if (wf) wf.staticData = { workflow_sync: { row_id: id, user_id: u.id } }
   return { id, n8nId }
 }
 
@@ -147,7 +150,7 @@ t.test('counts equal n8n over several pages and every status; a run hidden at th
 
   const e = engine()
   const r1 = await e.syncUser(u.scope)
-  tt.equal(r1.status, 'success')
+  tt.equal(r1.status, 'success', JSON.stringify(r1.errors))
   tt.equal(r1.workflows_synced, 2)
   tt.equal(fake.executionCalls(big.n8nId).length, 3, 'the 604 visible executions of the big workflow take 3 pages of 250')
   tt.equal(r1.executions_ingested, 604 + 1 + 20, 'every visible execution, the running one from the running list, and the small workflow')
@@ -599,9 +602,9 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   tt.equal((await ledgerRows(b.id)).total, 0)
   await tt.rejects(e.listExecutions(alice.scope, b.id), { code: 'not_found' })
 
-  // the same store function under alice's RLS cannot reach bob's workflow
+  // the store function is not executable with a user's token at all (trust model: service_role only)
   await tt.rejects(db.withUser({ sub: alice.id, role: 'authenticated' }, (tx) =>
-    tx.query("select public.ingest_executions($1, '[]'::jsonb, now(), '{}'::jsonb)", [b.id])), /not found/)
+    tx.query("select public.ingest_executions($1, '[]'::jsonb, now(), '{}'::jsonb)", [b.id])), { code: '42501' })
 
   const rb = await e.syncUser(bob.scope)
   tt.equal(rb.status, 'success')
@@ -841,6 +844,35 @@ t.test('syncAll, instance scan: never-synced workflows join the scan when it is 
   tt.equal(more.reduce((n, w) => n + fake.executionCalls(w.n8nId).length, 0), 0, 'they joined the scan: no list of their own')
   tt.equal(instancePages(fake).length, 1 + 6, 'the ceiling page and the whole instance list')
   for (const w of [...more, old, fresh, on]) await assertExact(tt, w, fake.truth(w.n8nId), 'joined the scan')
+})
+
+t.test('syncAll, first full sync: never-synced workflows join the scan when it costs fewer n8n calls than their lists (up to 4x their waves)', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const u = newUser()
+  // 12 workflows × 60 executions appended together: the instance holds 720 (3 pages of 250).
+  // At concurrency 8 their lists take 2 waves of 12 calls; the scan 3 pages: fewer calls, within 4x.
+  const team: Wf[] = []
+  for (let i = 0; i < 12; i++) team.push(await newWorkflow(fake, u))
+  for (const w of team) fake.runMany(w.n8nId, 60, (i) => (i % 5 === 0 ? 'error' : i % 7 === 0 ? 'canceled' : 'success'))
+  fake.resetCalls()
+  const r = await engine({ syncAllStrategy: 'scan', concurrency: 8 }).syncAll()
+  tt.equal(r.status, 'success')
+  tt.equal(r.executions_ingested, 720)
+  tt.equal(team.reduce((n, w) => n + fake.executionCalls(w.n8nId).length, 0), 0, 'no list of their own')
+  tt.equal(instancePages(fake).length, 1 + 3, 'the ceiling page and the whole instance list')
+  for (const w of team) await assertExact(tt, w, fake.truth(w.n8nId), 'first full sync through the scan')
+  for (const w of team) tt.ok(await ownFloor(w.id) !== null, 'the pass completed: a stop point is set')
+  // Two more next to stop points at ~720: 2 list calls (one wave) against 3 scan pages to the
+  // bottom: more calls, so their own lists.
+  const late: Wf[] = []
+  for (let i = 0; i < 2; i++) late.push(await newWorkflow(fake, u))
+  for (const w of late) fake.runMany(w.n8nId, 100, 'success')
+  fake.resetCalls()
+  const r2 = await engine({ syncAllStrategy: 'scan', concurrency: 64 }).syncAll()
+  tt.equal(r2.status, 'success')
+  tt.same(late.map((w) => fake.executionCalls(w.n8nId).length), [1, 1], 'each its own list')
+  for (const w of [...team, ...late]) await assertExact(tt, w, fake.truth(w.n8nId), 'after the late ones')
 })
 
 t.test('syncAll, instance scan: n8n without a running list (< 1.113) still counts a hidden run once', async (tt) => {

@@ -7,7 +7,24 @@ const partStatus = z.enum(['up', 'down']).describe('`up`: answered within 2 s; `
 const readySchema = z.object({
   status: z.enum(['ready', 'degraded', 'unavailable']).describe('`ready`: every part is up; `degraded`: the database is up but n8n (or the live events connection) is not, so reads and writes are served and deploys wait; `unavailable`: the database is down, stop routing here (HTTP 503)'),
   database: z.object({ ok: z.boolean(), status: partStatus, kind: z.enum(['pg', 'pglite', 'supabase']), latency_ms: z.number().nullable() }),
-  n8n: z.object({ reachable: z.boolean(), status: partStatus, latency_ms: z.number().nullable() }),
+  n8n: z.object({
+    reachable: z.boolean(),
+    status: partStatus,
+    latency_ms: z.number().nullable(),
+    live_tail: z.object({
+      role: z.enum(['off', 'standby', 'leader']).describe('leader: this replica tails n8n; standby: another replica does (or will take over)'),
+      state: z.enum(['off', 'standby', 'backfill', 'tailing', 'backoff']).describe('backoff: the last tick failed (n8n or the database down); it retries with backoff'),
+      interval_ms: z.number().int(),
+      epoch: z.string().nullable().describe('The leader\'s fencing token'),
+      frontier: z.string().nullable().describe('Every n8n execution id at or below it is in the ledger (or tracked until final)'),
+      lag_seconds: z.number().nullable().describe('Leader: seconds since the start of its last successful tick'),
+      last_tick_at: z.string().nullable(),
+      consecutive_errors: z.number().int(),
+      last_error: z.string().nullable(),
+      retry_in_ms: z.number().int().nullable(),
+      running_list: z.enum(['supported', 'unsupported', 'unknown'])
+    }).nullable().describe('The live tail on this replica (LIVE_SYNC_INTERVAL_MS); null when it is off')
+  }),
   events: z.object({
     status: z.enum(['listening', 'reconnecting', 'off']).describe('The LISTEN connection behind GET /events: `reconnecting` while it is being opened again (streams catch up afterwards); `off` in Supabase mode'),
     streams: z.number().int()
@@ -50,7 +67,7 @@ export default async function healthRoutes (fastify: FastifyInstance): Promise<v
     const body = {
       status: !dbOk ? 'unavailable' as const : n8n.ok && events.status !== 'reconnecting' ? 'ready' as const : 'degraded' as const,
       database: { ok: dbOk, status: dbOk ? 'up' as const : 'down' as const, kind: app.store.kind, latency_ms: db.ms },
-      n8n: { reachable: n8n.ok, status: n8n.ok ? 'up' as const : 'down' as const, latency_ms: n8n.ms },
+      n8n: { reachable: n8n.ok, status: n8n.ok ? 'up' as const : 'down' as const, latency_ms: n8n.ms, live_tail: app.liveTail?.status() ?? null },
       events
     }
     return reply.code(dbOk ? 200 : 503).send(body)
