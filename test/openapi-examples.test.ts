@@ -13,21 +13,28 @@ t.teardown(async () => { nock.cleanAll(); nock.enableNetConnect(); await h.close
 
 // An n8n that says yes: one workflow id, activation state kept, empty execution lists.
 const active = new Map<string, boolean>()
+let held: { name: string, staticData: Record<string, unknown> | null } = { name: 'wf', staticData: null }
 // nock 15 hands reply functions the fetch Request.
 const urlOf = (req: unknown): string => (typeof req === 'string' ? req : (req as Request).url)
 const idOf = (req: unknown): string => decodeURIComponent(/\/workflows\/([^/?]+)/.exec(urlOf(req))?.[1] ?? '')
 nock(N8N_TEST_ORIGIN).persist()
   .get(/\/api\/v1\/executions/).reply(200, { data: [], nextCursor: null })
   .get(/\/api\/v1\/workflows\?/).reply(200, { data: [], nextCursor: null })
-  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri), { active: active.get(idOf(uri)) ?? false })])
-  .post('/api/v1/workflows').reply(200, n8nWorkflow('n8n-example-1'))
-  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri))])
+  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri), { ...held, active: active.get(idOf(uri)) ?? false })])
+  // The body matcher keeps what the deploy wrote (name prefix, staticData marker): the ownership check reads it back.
+  .post('/api/v1/workflows', (body: Record<string, unknown>) => {
+    // nock may try this matcher on other POSTs too: only a create's body (with the marker) counts.
+    if (typeof body?.name === 'string' && body.staticData) held = { name: body.name, staticData: body.staticData as Record<string, unknown> }
+    return true
+  })
+  .reply(() => [200, n8nWorkflow('n8n-example-1', held)])
+  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri), held)])
   .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((uri: unknown) => {
     const on = urlOf(uri).endsWith('/activate')
     active.set(idOf(uri), on)
-    return [200, n8nWorkflow(idOf(uri), { active: on })]
+    return [200, n8nWorkflow(idOf(uri), { ...held, active: on })]
   })
-  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri))])
+  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: unknown) => [200, n8nWorkflow(idOf(uri), held)])
 
 const spec = h.app.swagger() as Record<string, any>
 const user = await testUser()

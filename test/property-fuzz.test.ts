@@ -21,14 +21,23 @@ t.teardown(async () => { nock.cleanAll(); nock.enableNetConnect(); await h.close
 const urlOf = (req: unknown): string => (typeof req === 'string' ? req : (req as Request).url)
 const idOf = (req: unknown): string => decodeURIComponent(/\/workflows\/([^/?]+)/.exec(urlOf(req))?.[1] ?? '')
 let n8nSeq = 0
+let lastCreated = ''
+const held = new Map<string, { name: string, staticData: Record<string, unknown> | null }>()
 nock(N8N_TEST_ORIGIN).persist()
   .get(/\/api\/v1\/executions/).reply(200, { data: [], nextCursor: null })
   .get(/\/api\/v1\/workflows\?/).reply(200, { data: [], nextCursor: null })
-  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req))])
-  .post('/api/v1/workflows').reply(() => [200, n8nWorkflow(`fz-${++n8nSeq}`)])
-  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req))])
-  .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req), { active: urlOf(req).endsWith('/activate') })])
-  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req))])
+  .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req), held.get(idOf(req)))])
+  // The body matcher keeps what each deploy wrote (name prefix, staticData marker) for the ownership check.
+  .post('/api/v1/workflows', (body: Record<string, unknown>) => {
+    // nock may try this matcher on other POSTs too: only a create's body (with the marker) counts.
+    if (typeof body?.name !== 'string' || !body.staticData) return true
+    lastCreated = `fz-${++n8nSeq}`
+    held.set(lastCreated, { name: String(body.name), staticData: (body.staticData ?? null) as Record<string, unknown> | null })
+    return true
+  }).reply(() => [200, n8nWorkflow(lastCreated, held.get(lastCreated))])
+  .put(/\/api\/v1\/workflows\/[^/]+$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req), held.get(idOf(req)))])
+  .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req), { ...held.get(idOf(req)), active: urlOf(req).endsWith('/activate') })])
+  .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((req: unknown) => [200, n8nWorkflow(idOf(req), held.get(idOf(req)))])
 
 const spec = h.app.swagger() as Record<string, any>
 const schemas: Record<string, any> = spec.components.schemas
