@@ -856,6 +856,13 @@ export interface components {
                 url: string;
                 anon_key: string;
             } | null;
+            /** @description Optional routes this server has: the page hides the controls of missing ones */
+            features: {
+                /** @description POST /workflows/{id}/run exists */
+                run: boolean;
+                /** @description GET /workflows/{id}/stats and GET /stats exist */
+                stats: boolean;
+            };
             /** @description Development only (generated secret, NODE_ENV not production): the demo user's token, so the page signs in at once */
             demo: {
                 user_id: string;
