@@ -12,7 +12,7 @@ import type { N8nClient } from './services/n8n-client.ts'
 import type { TokenVerifier } from './services/token-verifier.ts'
 import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
-import errorsPlugin from './plugins/errors.ts'
+import errorsPlugin, { clientErrorHandler } from './plugins/errors.ts'
 import inputGuardPlugin from './plugins/input-guard.ts'
 import authPlugin from './plugins/auth.ts'
 import n8nPlugin from './plugins/n8n.ts'
@@ -121,8 +121,10 @@ export function serverOptions (config: Config, logger: FastifyServerOptions['log
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    trustProxy: true,
+    // A hop count as a function: Fastify's types take booleans, addresses and functions.
+    trustProxy: typeof config.trustProxy === 'number' ? ((hops: number) => (_address: string, i: number) => i < hops)(config.trustProxy) : config.trustProxy,
     return503OnClosing: true,
+    clientErrorHandler,
     // Opening the embedded database and applying migrations can take longer than Fastify's 10 s
     // plugin default on a busy small machine; a boot that is merely slow must not fail.
     pluginTimeout: 120_000,

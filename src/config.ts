@@ -54,6 +54,8 @@ export const configSchema = z.object({
   SYNC_LOG_RETENTION_DAYS: intWithDefault(30, 1, 3650),
   EXECUTION_RETENTION_DAYS: intWithDefault(90, 1, 3650),
   SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
+  // Off by default: X-Forwarded-For is the client's to choose unless a proxy we trust sets it.
+  TRUST_PROXY: z.preprocess(emptyToUndefined, z.string().regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be true, false, a hop count (e.g. 1) or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8,127.0.0.1)').default('false')),
   // The live tail of n8n's executions (src/services/live-tail.ts): ms between ticks; 0 turns it off.
   LIVE_SYNC_INTERVAL_MS: intWithDefault(2000, 0, 3_600_000),
   // The leader's scheduled cleanup (same rules as POST /cleanup); 0 turns it off.
@@ -70,8 +72,17 @@ export interface Config extends Env {
   jwksUrl: string | undefined
   // true when no JWT secret or JWKS was configured and a development secret was generated
   devAuth: boolean
+  /** Fastify's trustProxy from TRUST_PROXY: false, true, a hop count or addresses. */
+  trustProxy: boolean | number | string[]
   /** N8N_WEBHOOK_URL, or N8N_API_URL's origin + '/webhook' (no trailing slash). */
   n8nWebhookUrl: string
+}
+
+export function parseTrustProxy (v: string): boolean | number | string[] {
+  if (v === 'true') return true
+  if (v === 'false') return false
+  if (/^\d+$/.test(v)) return Number(v)
+  return v.split(',').map((s) => s.trim()).filter(Boolean)
 }
 
 export class ConfigError extends Error {
@@ -108,6 +119,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     issuer,
     jwksUrl,
     devAuth,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
     n8nWebhookUrl: (e.N8N_WEBHOOK_URL ?? `${new URL(e.N8N_API_URL).origin}/webhook`).replace(/\/+$/, '')
   }
 }

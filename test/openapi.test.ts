@@ -87,3 +87,10 @@ t.test('the spec says what the server enforces (issue 11, item 4)', async (t) =>
   t.ok(cursors.length >= 3, `cursors checked: ${cursors.join(', ')}`)
   t.equal(spec.paths['/sync'].post.requestBody.required, false, 'POST /sync takes no body as well')
 })
+
+t.test('GET /events says Swagger UI cannot show streams, with a curl -N line', async (t) => {
+  const spec = JSON.parse(generated)
+  const d: string = spec.paths['/events'].get.description
+  t.match(d, /Swagger UI cannot show a stream/)
+  t.match(d, /curl -N -H "Authorization: Bearer \$TOKEN" http:\/\/127\.0\.0\.1:3000\/events/)
+})

@@ -108,5 +108,13 @@ const PG_UTC_TIMESTAMP = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)\+00
  */
 export function parseTimestamptz (v: string): string {
   const m = PG_UTC_TIMESTAMP.exec(v)
-  return m ? `${m[1]}T${m[2]}Z` : new Date(v).toISOString()
+  return microseconds(m ? `${m[1]}T${m[2]}Z` : new Date(v).toISOString())
+}
+
+/**
+ * One precision in every answer, whatever the database: six fractional digits (Postgres stores
+ * microseconds and prints them without trailing zeros; PGlite's clock ticks in milliseconds).
+ */
+export function microseconds (iso: string): string {
+  return iso.replace(/(?:\.(\d+))?Z$/, (_m, f: string | undefined) => `.${(f ?? '').padEnd(6, '0').slice(0, 6)}Z`)
 }

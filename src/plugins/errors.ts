@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { hasZodFastifySchemaValidationErrors, ResponseSerializationError } from 'fastify-type-provider-zod'
 import { AppError, problemStatus, problemTitles } from '../services/errors.ts'
 import type { ProblemCode, ValidationIssue } from '../services/errors.ts'
 import { mapDbError } from '../db/pg-database.ts'
+import { SupabaseError } from '../store/errors.ts'
 import type { Problem } from '../schemas/problem.ts'
 
 export const PROBLEM_TYPE_BASE = 'https://workflow-sync.dev/problems/'
@@ -31,6 +33,10 @@ export function toProblem (request: FastifyRequest, err: unknown): { body: Probl
   const mapped = mapDbError(err)
   if (mapped instanceof AppError) {
     return { body: problemBody(request, mapped.code, mapped.message, mapped.status, mapped.errors), ...(mapped.headers ? { headers: mapped.headers } : {}), unexpected: false }
+  }
+  if (err instanceof SupabaseError) {
+    // The Data API answered something this service does not expect: a bad gateway, not our bug.
+    return { body: problemBody(request, 'database_error', `The Supabase Data API answered unexpectedly (HTTP ${err.status}${err.code ? `, code ${err.code}` : ''}); the request id identifies it in the logs`), unexpected: false }
   }
   const e = err as FastifyError & { validationContext?: string }
   if (hasZodFastifySchemaValidationErrors(e)) {
@@ -71,15 +77,56 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
     // `method` property, which every N8nError has, so each n8n refusal was logged as unhandled.
     if (unexpected || err instanceof ResponseSerializationError) {
       request.log.error({ err }, 'unhandled error')
+    } else if (body.code === 'database_error') {
+      request.log.error({ err }, 'unexpected answer from the Supabase Data API')
     } else if (body.status >= 500) {
       request.log.warn({ code: body.code, detail: body.detail }, 'dependency unavailable')
     }
     return sendProblem(reply, body, headers)
   })
 
-  app.setNotFoundHandler((request, reply) => {
-    return sendProblem(reply, problemBody(request, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}`))
+  // Every route's path as a pattern, to tell "no such path" (404) from "not with this method" (405).
+  const routes: Array<{ re: RegExp, methods: Set<string> }> = []
+  app.addHook('onRoute', (route) => {
+    if (route.url === '*' || route.url.endsWith('/*') && route.url.startsWith('/docs')) return
+    const source = route.url.split('/').map((seg) => seg === '*' ? '.*' : seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/')
+    const re = new RegExp(`^${source}/?$`)
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    const known = routes.find((r) => r.re.source === re.source)
+    if (known) for (const m of methods) known.methods.add(m)
+    else routes.push({ re, methods: new Set(methods) })
   })
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/'
+    const allowed = new Set<string>()
+    for (const r of routes) if (r.re.test(path)) for (const m of r.methods) allowed.add(m)
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      if (allowed.has('GET')) allowed.add('HEAD')
+      const allow = [...allowed].sort().join(', ')
+      return sendProblem(reply, problemBody(request, 'method_not_allowed', `${request.method} is not allowed on ${path}; allowed: ${allow}`), { allow })
+    }
+    return sendProblem(reply, problemBody(request, 'not_found', `No route ${request.method} ${path}`))
+  })
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a NUL or other invalid character in
+ * a header, a malformed request line, oversized headers): a problem too, not Fastify's own JSON.
+ */
+export function clientErrorHandler (err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, title, detail] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'Request timeout', 'The request was not received in time']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request header fields too large', 'The request headers are larger than the service accepts']
+      : [400, problemTitles.validation_failed, `The request is malformed (${/HEADER/.test(err.code ?? '') ? 'an invalid character in a header, e.g. NUL' : 'invalid HTTP'})`]
+  const requestId = randomUUID()
+  const body = JSON.stringify({ type: `${PROBLEM_TYPE_BASE}validation_failed`, title, status, detail, code: 'validation_failed', requestId })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/problem+json\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }
 
 export default fp(errorsPlugin, { name: 'errors' })

@@ -7,6 +7,7 @@ export type ProblemCode =
   | 'token_expired'
   | 'forbidden'
   | 'not_found'
+  | 'method_not_allowed'
   | 'conflict'
   | 'precondition_failed'
   | 'payload_too_large'
@@ -16,6 +17,7 @@ export type ProblemCode =
   | 'n8n_error'
   | 'n8n_rejected'
   | 'database_unavailable'
+  | 'database_error'
   | 'internal'
 
 export const problemTitles: Record<ProblemCode, string> = {
@@ -24,6 +26,7 @@ export const problemTitles: Record<ProblemCode, string> = {
   token_expired: 'Token expired',
   forbidden: 'Forbidden',
   not_found: 'Not found',
+  method_not_allowed: 'Method not allowed',
   conflict: 'Conflict',
   precondition_failed: 'Precondition failed',
   payload_too_large: 'Payload too large',
@@ -33,6 +36,7 @@ export const problemTitles: Record<ProblemCode, string> = {
   n8n_error: 'n8n error',
   n8n_rejected: 'n8n rejected the workflow',
   database_unavailable: 'Database unavailable',
+  database_error: 'Database error',
   internal: 'Internal error'
 }
 
@@ -42,6 +46,7 @@ export const problemStatus: Record<ProblemCode, number> = {
   token_expired: 401,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   precondition_failed: 412,
   payload_too_large: 413,
@@ -51,6 +56,7 @@ export const problemStatus: Record<ProblemCode, number> = {
   n8n_error: 502,
   n8n_rejected: 422,
   database_unavailable: 503,
+  database_error: 502,
   internal: 500
 }
 

@@ -1,6 +1,7 @@
 // Rows that arrive as JSON (from the SQL functions' jsonb answers, or from PostgREST) in the exact
 // shape the pg driver gives the Postgres store: timestamps as UTC ISO 8601 strings with Postgres's
 // microseconds ("2025-01-08T10:00:00.123456Z"), counts as numbers, nothing but the known columns.
+import { microseconds } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import type { CreateOutcome } from './store.ts'
 import type { WorkflowRow } from './workflow-store.ts'
@@ -28,7 +29,7 @@ export function utcTimestamp (v: string): string {
 }
 
 function ts (v: unknown): string | null {
-  return typeof v === 'string' ? utcTimestamp(v) : null
+  return typeof v === 'string' ? microseconds(utcTimestamp(v)) : null
 }
 
 function num (v: unknown): number {
@@ -66,7 +67,7 @@ export function workflowRowFromJson (o: Record<string, unknown>): WorkflowRow {
 export function withUtcTimestamps<T extends Record<string, unknown>> (row: T, fields: readonly string[]): T {
   const r = row as Record<string, unknown>
   for (const f of fields) {
-    if (typeof r[f] === 'string') r[f] = utcTimestamp(r[f])
+    if (typeof r[f] === 'string') r[f] = microseconds(utcTimestamp(r[f]))
   }
   return row
 }

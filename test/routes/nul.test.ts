@@ -78,3 +78,26 @@ t.test('headers, query, path parameters and the other bodies', async (t) => {
 t.test('no n8n call was made for any of them', async (t) => {
   t.same(nock.pendingMocks(), [])
 })
+
+t.test('over a real socket, a NUL in a header (refused by Node\'s HTTP parser) is a problem too', async (t) => {
+  const { buildApp } = await import('../../src/app.ts')
+  const { testConfig } = await import('../helpers/app.ts')
+  const { connect } = await import('node:net')
+  const { PgliteDatabase } = await import('../../src/db/pglite-database.ts')
+  const db = await PgliteDatabase.open(undefined)
+  const app = await buildApp({ config: testConfig(), db, logger: false, migrate: false, swaggerUi: false })
+  t.teardown(async () => { await app.close(); await db.close() })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const answer = await new Promise<string>((resolve) => {
+    let out = ''
+    const s = connect(port, '127.0.0.1', () => { s.write(`GET /health HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a${N}b\r\n\r\n`) })
+    s.on('data', (d) => { out += String(d) })
+    s.on('close', () => resolve(out))
+    s.on('error', () => {})
+  })
+  t.match(answer, /^HTTP\/1\.1 400 /)
+  t.match(answer, /content-type: application\/problem\+json/i)
+  const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))
+  t.match(body, { code: 'validation_failed', status: 400, detail: /invalid character in a header/ })
+})

@@ -10,6 +10,10 @@ const cursor = z.string().regex(/^\d{0,15}$/, 'must be an event id (digits)')
 const description = [
   'Server-Sent Events of the caller\'s own workflow changes, as they happen on any replica or by SQL (Postgres LISTEN/NOTIFY from a table trigger).',
   '',
+  'Swagger UI cannot show a stream: "Try it out" waits for an answer that never ends. Watch it with curl instead (`-N` turns off buffering):',
+  '',
+  '    curl -N -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/events',
+  '',
   'Read it with `fetch` and a stream reader (a browser `EventSource` cannot send the `Authorization` header); never put a token in the URL.',
   '',
   'Events (`data` is one line of JSON):',
