@@ -274,6 +274,10 @@ try {
     await Promise.all(polls)
     await until('every event arrived', async () => evLat.length >= EXECS, 30_000).catch(() => null)
     for (const c of closers) c()
+    const m = await (await fetch(`${a.origin}/metrics`)).text()
+    const tsum = Number(/^workflow_sync_live_tail_tick_duration_seconds_sum (\S+)$/m.exec(m)?.[1] ?? NaN)
+    const tcount = Number(/^workflow_sync_live_tail_tick_duration_seconds_count (\S+)$/m.exec(m)?.[1] ?? NaN)
+    line(`ticks so far: ${tcount}, mean tick ${r0(tsum / tcount * 1000)} ms (n8n reads + the ledger write)`)
     line(`latency (finish → dashboard, ${EXECS} executions over ${sample.length} workflows): /events p50 ${r0(pct(evLat, 50))} ms, p99 ${r0(pct(evLat, 99))} ms (${evLat.length} events); GET /workflows/{id} p50 ${r0(pct(getLat, 50))} ms, p99 ${r0(pct(getLat, 99))} ms (${getLat.length} sampled, 50 ms polls); target p99 ≤ ${INTERVAL + 500} ms`)
   }
 

@@ -50,7 +50,7 @@ function openEvents (url: string, token: string): { events: Array<{ event: strin
 
 VERSIONS.forEach((version, i) => {
   t.test(`n8n ${version}: counts and events follow n8n without /sync`, async (tt) => {
-    const n8n = await startN8n({ version, port: FIRST_PORT + i })
+    const n8n = await startN8n({ version, port: FIRST_PORT + i, startTimeoutMs: 300_000 })
     tt.teardown(() => n8n.stop())
     const tdb = await createTestDatabase('ws_e2e_live')
     tt.teardown(() => tdb.drop())
