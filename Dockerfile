@@ -14,6 +14,7 @@ COPY package.json ./
 COPY src ./src
 COPY supabase ./supabase
 COPY openapi ./openapi
+COPY web ./web
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000
@@ -21,4 +22,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Heap flags measured in bench/sync.ts: P2 peak RSS 151 MB with them, 375 MB without (V8 sizes
 # its heap from the machine's memory and keeps garbage), at the same speed.
-CMD ["node", "--max-semi-space-size=4", "--max-old-space-size=256", "src/server.ts"]
+# A mounted /app/.env is read when present (variables set with -e / env_file win).
+CMD ["node", "--env-file-if-exists=.env", "--max-semi-space-size=4", "--max-old-space-size=256", "src/server.ts"]

@@ -224,7 +224,7 @@ try {
   await mdb.close()
   const users = await makeUsers(USERS, WPU)
   await seed(dbName, users)
-  const simWfs: SimWorkflow[] = users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false })))
+  const simWfs: SimWorkflow[] = users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false, rowId: w.id, userId: u.id })))
   for (let i = 0; i < simWfs.length; i += 2000) await sim.request({ op: 'addWorkflows', workflows: simWfs.slice(i, i + 2000) })
   line(`bench:live — ${USERS} users × ${WPU} workflows, n8n latency ${LATENCY} ms, LIVE_SYNC_INTERVAL_MS=${INTERVAL}`)
 

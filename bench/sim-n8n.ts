@@ -13,14 +13,22 @@
 // - GET /workflows with `name` (substring), `active`, `limit`, offset cursor, full workflow
 //   objects with `staticData`; GET /workflows/{id}; POST /workflows/{id}/activate|deactivate;
 // - 401 without X-N8N-API-KEY.
+// - POST /workflows (a new id; name, nodes, staticData as sent), PUT /workflows/{id}, DELETE
+//   /workflows/{id} (deploys and cleanup, for the chaos script);
 // Requests are counted by route (the engine's calls, split by query shape).
+//
+// Fault mode (`{op: 'faults', rate}`, for bench/chaos.ts): that share of requests fails, each
+// with one of: 500, 429 with `Retry-After: 1`, a timeout (no answer at all: the client's own
+// timeout ends it) or a connection reset. A mutation (create, update, delete, activate) that
+// fails is applied first half of the time: the answer is lost, the change is not, which is
+// the case that produces duplicates if a client retries blindly.
 import http from 'node:http'
 import type { ChildProcess } from 'node:child_process'
 import { fork } from 'node:child_process'
 
 // ---- protocol ---------------------------------------------------------------------------------
 
-export interface SimWorkflow { id: string, name: string, active: boolean }
+export interface SimWorkflow { id: string, name: string, active: boolean, rowId?: string, userId?: string }
 
 export interface GenerateSpec {
   /** n8n workflow ids receiving executions. */
@@ -45,6 +53,12 @@ export type SimRequest =
   | { op: 'resetCounters' }
   | { op: 'truth', workflowIds: string[] }
   | { op: 'stats' }
+  | { op: 'faults', rate: number, kinds?: FaultKind[], seed?: number }
+  | { op: 'workflowsDump' }
+
+export type FaultKind = '500' | '429' | 'timeout' | 'reset'
+/** What the chaos script inspects: every workflow with its staticData marker. */
+export interface SimWorkflowDump { id: string, name: string, active: boolean, rowId: string | null }
 
 export interface GenerateResult { count: number, firstId: number, lastId: number, running: number }
 export interface SimStats { executions: number, running: number, workflows: number, maxId: number }
@@ -68,7 +82,7 @@ interface Exec {
   json: string
 }
 
-interface Wf extends SimWorkflow { json: string }
+interface Wf extends SimWorkflow { json: string, body?: Record<string, unknown> }
 
 const execs: Exec[] = [] // ascending ids
 const byWorkflow = new Map<string, Exec[]>() // ascending ids
@@ -78,6 +92,11 @@ const workflowOrder: Wf[] = []
 let seq = 0
 let latencyMs = 0
 let counters: Record<string, number> = {}
+let faultRate = 0
+let faultKinds: FaultKind[] = ['500', '429', 'timeout', 'reset']
+let faultRand = rng(7)
+let wfSeq = 0
+const held = new Set<http.ServerResponse>()
 
 function execJson (e: Exec): string {
   return JSON.stringify({
@@ -94,7 +113,14 @@ function execJson (e: Exec): string {
   })
 }
 
-function wfJson (w: SimWorkflow): string {
+function wfJson (w: Wf): string {
+  if (w.body) {
+    return JSON.stringify({
+      ...w.body, id: w.id, name: w.name, active: w.active, isArchived: false,
+      createdAt: '2025-01-01T00:00:00.000Z', updatedAt: '2025-01-01T00:00:00.000Z',
+      versionId: '00000000-0000-0000-0000-000000000000', triggerCount: 1, tags: []
+    })
+  }
   return JSON.stringify({
     id: w.id,
     name: w.name,
@@ -105,7 +131,7 @@ function wfJson (w: SimWorkflow): string {
     nodes: [{ id: 'n1', name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], webhookId: w.id, parameters: { path: w.id, httpMethod: 'POST' } }],
     connections: {},
     settings: { executionOrder: 'v1' },
-    staticData: { workflowSync: { workflowId: w.id } },
+    staticData: w.rowId === undefined ? null : { workflow_sync: { row_id: w.rowId, user_id: w.userId } },
     meta: null,
     pinData: null,
     versionId: '00000000-0000-0000-0000-000000000000',
@@ -277,7 +303,50 @@ function listWorkflows (q: URLSearchParams): Reply {
   return [200, `{"data":[${page.map((w) => w.json).join(',')}],"nextCursor":${nextCursor === null ? 'null' : JSON.stringify(nextCursor)}}`]
 }
 
-function route (method: string, path: string, q: URLSearchParams): [string, Reply] {
+function removeWorkflow (id: string): boolean {
+  const w = workflows.get(id)
+  if (!w) return false
+  workflows.delete(id)
+  workflowOrder.splice(workflowOrder.indexOf(w), 1)
+  return true
+}
+
+function parseBody (text: string): Record<string, unknown> | null {
+  try {
+    const v = JSON.parse(text) as unknown
+    return v && typeof v === 'object' ? v as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}
+
+function route (method: string, path: string, q: URLSearchParams, text = ''): [string, Reply] {
+  if (method === 'POST' && path === '/workflows') {
+    const body = parseBody(text)
+    if (!body || typeof body.name !== 'string') return ['POST /workflows', bad('request/body must have required property \'name\'')]
+    const wf: Wf = { id: `c${(++wfSeq).toString(36).padStart(15, '0')}`, name: body.name, active: false, json: '', body: { ...body, active: undefined } }
+    wf.json = wfJson(wf)
+    workflows.set(wf.id, wf)
+    workflowOrder.push(wf)
+    return ['POST /workflows', [200, wf.json]]
+  }
+  const mw = /^\/workflows\/([^/]+)$/.exec(path)
+  if (mw && (method === 'PUT' || method === 'DELETE')) {
+    const id = decodeURIComponent(mw[1] ?? '')
+    const w = workflows.get(id)
+    if (!w) return [`${method} /workflows/:id`, notFound]
+    if (method === 'DELETE') {
+      removeWorkflow(id)
+      return ['DELETE /workflows/:id', [200, w.json]]
+    }
+    const body = parseBody(text)
+    if (!body || typeof body.name !== 'string') return ['PUT /workflows/:id', bad('request/body must have required property \'name\'')]
+    const before = w.body ?? (JSON.parse(w.json) as Record<string, unknown>)
+    w.name = body.name
+    w.body = { ...before, ...body, staticData: body.staticData ?? before.staticData, active: undefined }
+    w.json = wfJson(w)
+    return ['PUT /workflows/:id', [200, w.json]]
+  }
   if (method === 'GET' && path === '/executions') {
     const key = q.get('status') === 'running' ? 'GET /executions?status=running'
       : q.has('workflowId') ? 'GET /executions?workflowId'
@@ -308,25 +377,52 @@ function route (method: string, path: string, q: URLSearchParams): [string, Repl
   return [`${method} (other)`, notFound]
 }
 
+const MUTATION = /^(POST|PUT|DELETE) /
+
 function handle (req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://sim')
   const path = url.pathname.replace(/^\/api\/v1/, '')
+  const chunks: Buffer[] = []
+  req.on('data', (c: Buffer) => { chunks.push(c) })
+  // The latency is added once the request is in, like a network round trip plus n8n's own time.
+  req.on('end', () => {
+    const go = (): void => { answer(req, res, path, url.searchParams, Buffer.concat(chunks).toString('utf8')) }
+    if (latencyMs > 0) setTimeout(go, latencyMs)
+    else go()
+  })
+}
+
+function answer (req: http.IncomingMessage, res: http.ServerResponse, path: string, q: URLSearchParams, text: string): void {
+  const method = req.method ?? 'GET'
   let key: string
   let reply: Reply
+  const fault: FaultKind | null = faultRate > 0 && faultRand() < faultRate ? faultKinds[Math.floor(faultRand() * faultKinds.length)] ?? '500' : null
   if (!req.headers['x-n8n-api-key']) {
     key = 'unauthorised'
     reply = [401, '{"message":"\'X-N8N-API-KEY\' header required"}']
+  } else if (fault && !(MUTATION.test(`${method} `) && faultRand() < 0.5)) {
+    // fails before anything happened
+    key = `fault ${fault}`
+    reply = [0, '']
   } else {
-    [key, reply] = route(req.method ?? 'GET', path, url.searchParams)
+    [key, reply] = route(method, path, q, text)
   }
   counters[key] = (counters[key] ?? 0) + 1
-  const send = (): void => {
-    res.writeHead(reply[0], { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(reply[1]) })
-    res.end(reply[1])
+  if (fault && !key.startsWith('unauthorised')) {
+    counters[`fault ${fault} (total)`] = (counters[`fault ${fault} (total)`] ?? 0) + 1
+    if (fault === 'reset') { req.socket.destroy(); return }
+    if (fault === 'timeout') {
+      held.add(res)
+      res.on('close', () => { held.delete(res) })
+      return
+    }
+    const body = fault === '429' ? '{"message":"Too many requests"}' : '{"message":"Internal error (simulated)"}'
+    res.writeHead(fault === '429' ? 429 : 500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(fault === '429' ? { 'retry-after': '1' } : {}) })
+    res.end(body)
+    return
   }
-  // The latency is added once the request is in, like a network round trip plus n8n's own time.
-  req.resume()
-  req.on('end', () => { if (latencyMs > 0) setTimeout(send, latencyMs); else send() })
+  res.writeHead(reply[0], { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(reply[1]) })
+  res.end(reply[1])
 }
 
 function handleIpc (msg: SimRequest): unknown {
@@ -364,6 +460,18 @@ function handleIpc (msg: SimRequest): unknown {
       return truth(msg.workflowIds)
     case 'stats':
       return { executions: execs.length, running: running.size, workflows: workflows.size, maxId: seq } satisfies SimStats
+    case 'faults':
+      faultRate = msg.rate
+      if (msg.kinds) faultKinds = msg.kinds
+      faultRand = rng(msg.seed ?? 7)
+      if (msg.rate === 0) { for (const r of held) r.destroy(); held.clear() }
+      return { rate: faultRate, kinds: faultKinds }
+    case 'workflowsDump':
+      return workflowOrder.map((w) => {
+        const sd = (w.body?.staticData ?? null) as Record<string, { row_id?: unknown }> | null
+        const rowId = sd?.workflow_sync?.row_id
+        return { id: w.id, name: w.name, active: w.active, rowId: typeof rowId === 'string' ? rowId : null }
+      }) satisfies SimWorkflowDump[]
   }
 }
 

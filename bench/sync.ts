@@ -157,7 +157,7 @@ async function seed (dbName: string, users: BenchUser[], floor: number | null): 
 }
 
 function simWorkflows (users: BenchUser[]): SimWorkflow[] {
-  return users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false })))
+  return users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false, rowId: w.id, userId: u.id })))
 }
 
 // ---- the service ------------------------------------------------------------------------------
@@ -417,12 +417,13 @@ try {
   if (!SKIP_P2) {
     const users = await makeUsers(P2_USERS, P2_WPU, 'p2-')
     const wfs = users.flatMap((u) => u.workflows)
-    await sim.request({ op: 'addWorkflows', workflows: simWorkflows(users) })
     const before = await sim.request<SimStats>({ op: 'stats' })
     // The template: every workflow synced once before these executions existed (its stop point is
     // the instance's newest id then, as a completed pass leaves it; no execution of it lies below).
     const template = await migratedDb()
     await seed(template, users, before.maxId)
+    // After the seed: n8n's copies carry the rows' markers (row ids), as deploys leave them.
+    await sim.request({ op: 'addWorkflows', workflows: simWorkflows(users) })
     const perWf = Math.max(1, Math.round(P2_NEW / wfs.length))
     const gen = await sim.request<GenerateResult>({ op: 'generate', spec: { workflowIds: wfs.map((w) => w.n8nId), perWorkflow: perWf, runningRate: P2_RUNNING, seed: 42 } })
     p2Info = `${wfs.length} workflows, ${gen.count} new executions (ids ${gen.firstId}–${gen.lastId}, ${gen.running} left running = hidden), instance total ${gen.lastId}`

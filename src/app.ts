@@ -13,6 +13,7 @@ import type { TokenVerifier } from './services/token-verifier.ts'
 import configPlugin from './plugins/config.ts'
 import dbPlugin from './plugins/db.ts'
 import errorsPlugin from './plugins/errors.ts'
+import inputGuardPlugin from './plugins/input-guard.ts'
 import authPlugin from './plugins/auth.ts'
 import n8nPlugin from './plugins/n8n.ts'
 import rateLimitPlugin from './plugins/rate-limit.ts'
@@ -33,6 +34,7 @@ import cleanupRoutes from './routes/cleanup/index.ts'
 import statsRoutes from './routes/stats/index.ts'
 import eventsPlugin from './plugins/events.ts'
 import eventRoutes from './routes/events/index.ts'
+import dashboardPlugin from './plugins/dashboard.ts'
 
 export interface AppOptions {
   config: Config
@@ -62,6 +64,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
 
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorsPlugin)
+  await fastify.register(inputGuardPlugin)
   if (opts.config.corsOrigins.length > 0) {
     await fastify.register(cors, {
       origin: opts.config.corsOrigins,
@@ -91,6 +94,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   await fastify.register(cleanupRoutes)
   await fastify.register(eventsPlugin)
   await fastify.register(eventRoutes)
+  await fastify.register(dashboardPlugin)
 }
 
 /** Logger settings: request ids on every line; credentials never written. */

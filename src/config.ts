@@ -140,7 +140,7 @@ export function selectStoreMode (c: Pick<Config, 'DATABASE_URL' | 'SUPABASE_URL'
   }
   if (c.SUPABASE_URL && c.SUPABASE_ANON_KEY) {
     if (!c.SUPABASE_SERVICE_ROLE_KEY) {
-      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set; user routes work')
+      warnings.push('SUPABASE_SERVICE_ROLE_KEY is not set: the cron routes (POST /sync/all, POST /cleanup, the cron side of POST /workflow-sync and GET /sync/logs|stats) answer 503 until it is set, and so does everything a user does that the service records (creating, changing, (de)activating, redeploying workflows, syncs, Idempotency-Key requests): a user\'s token may write only the fields the user authors, so the service records the rest with its own key. User reads work')
     }
     return { mode: 'supabase', reason: 'SUPABASE_URL and SUPABASE_ANON_KEY are set and DATABASE_URL is not: Supabase through supabase-js (the schema is applied with `supabase db push`, not at boot)', warnings }
   }

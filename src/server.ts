@@ -1,21 +1,13 @@
 // The process: build the app, listen, close with grace. Nothing imports this file.
-import { SignJWT } from 'jose'
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { buildApp } from './app.ts'
-import { ConfigError, loadConfig } from './config.ts'
+import { ConfigError, loadConfig, selectStoreMode } from './config.ts'
+import { AlreadyRunningError, checkPortFree, lockDataDir } from './single-instance.ts'
 import type { Config } from './config.ts'
 import { loadDevSecret } from './dev-secret.ts'
 import type { DevSecret } from './dev-secret.ts'
-
-const DEMO_USER_ID = '00000000-0000-4000-8000-00000000d3e0'
-
-async function demoToken (config: Config): Promise<string> {
-  return new SignJWT({ role: 'authenticated', email: 'demo@example.com', aud: 'authenticated' })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(DEMO_USER_ID)
-    .setIssuedAt()
-    .setExpirationTime('12h')
-    .sign(new TextEncoder().encode(config.SUPABASE_JWT_SECRET))
-}
+import { DEMO_USER_ID, demoToken } from './services/demo-user.ts'
 
 let config: Config
 let devSecret: DevSecret | null = null
@@ -32,10 +24,23 @@ try {
   throw err
 }
 
+// `npm start` passes --env-file-if-exists=.env: say whether it was there (the real environment wins).
+const envFile = process.execArgv.some((a) => a.startsWith('--env-file')) && existsSync('.env') ? resolve('.env') : null
+
+// Before anything is opened: a second start on the same port or embedded database says so in one line.
+try {
+  await checkPortFree(config.HOST, config.PORT)
+  if (!config.DATABASE_URL && config.PGLITE_DIR !== 'memory' && selectStoreMode(config).mode === 'embedded') lockDataDir(config.PGLITE_DIR)
+} catch (err) {
+  console.error(err instanceof AlreadyRunningError ? err.message : `workflow-sync could not start: ${(err as Error).message}`)
+  process.exit(1)
+}
+
 const app = await buildApp({ config }).catch((err: unknown) => {
   console.error(`workflow-sync could not start: ${(err as Error).message}`)
   process.exit(1)
 })
+app.log.info(envFile ? `settings read from ${envFile} (variables already in the environment win)` : 'no .env file read; settings come from the environment')
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests and tracked work finish within
 // SHUTDOWN_TIMEOUT_MS (src/plugins/lifecycle.ts), close event streams and pools, exit 0.
@@ -68,12 +73,15 @@ process.on('SIGINT', () => { void shutdown('SIGINT') })
 try {
   await app.listen({ port: config.PORT, host: config.HOST })
 } catch (err) {
-  app.log.error({ err }, 'could not listen')
+  // Taken between the probe and now: still one line, no stack.
+  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') console.error(`port ${config.PORT} on ${config.HOST} is already in use (is workflow-sync already running?); set PORT to a free port`)
+  else app.log.error({ err }, 'could not listen')
+  await app.close().catch(() => {})
   process.exit(1)
 }
 
 if (config.devAuth) {
-  const token = await demoToken(config)
+  const token = await demoToken(config.SUPABASE_JWT_SECRET!)
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
   const kept = devSecret as DevSecret | null
@@ -81,5 +89,5 @@ if (config.devAuth) {
     ? `No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production), kept in ${kept.path} (${kept.created ? 'created now' : 'reused'}), so tokens signed with it stay valid across restarts; delete the file to invalidate them.`
     : 'No SUPABASE_JWT_SECRET or SUPABASE_URL is configured: using a generated development secret (NODE_ENV is not production). It is not kept (PGLITE_DIR=memory or a server database): tokens signed with it die with this process.')
   // Printed on stdout on purpose, outside the log stream, so a person can copy it into Swagger UI.
-  process.stdout.write(`\n  Demo user ${DEMO_USER_ID} (valid 12 h) — open http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}/docs, press "Authorize" and paste:\n\n  ${token}\n\n`)
+  process.stdout.write(`\n  Demo user ${DEMO_USER_ID} (valid 12 h) — the dashboard at http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${port}/ signs in as it at once; in /docs press "Authorize" and paste:\n\n  ${token}\n\n`)
 }

@@ -42,6 +42,12 @@ export interface StartN8nOptions {
   startTimeoutMs?: number
   /** Extra environment for n8n (wins over the harness defaults). */
   env?: Record<string, string>
+  /**
+   * Restart of an instance stopped with `stop({ keepData: true })`: its user folder (SQLite with
+   * the owner, the API key, the workflows and executions) and its API key. Owner and key set-up
+   * are skipped; stop() then leaves the folder to the caller unless it is the last stop.
+   */
+  resume?: { userFolder: string, apiKey: string }
 }
 
 export interface N8nInstance {
@@ -56,8 +62,8 @@ export interface N8nInstance {
   logFile: string
   userFolder: string
   pid: number
-  /** Kills n8n's whole process group and removes the temp user folder. Idempotent. */
-  stop(): Promise<void>
+  /** Kills n8n's whole process group and removes the temp user folder (kept with `keepData`, for `resume`). Idempotent. */
+  stop(opts?: { keepData?: boolean }): Promise<void>
 }
 
 export interface N8nResponse<T = any> {
@@ -301,7 +307,8 @@ export async function startN8n (opts: StartN8nOptions): Promise<N8nInstance> {
     throw new Error(`127.0.0.1:${port} is already in use; cannot start n8n ${version} there`)
   }
   const logFile = opts.logFile ?? join(tmpdir(), `workflow-sync-n8n-${version}-${port}.log`)
-  const userFolder = mkdtempSync(join(tmpdir(), `workflow-sync-n8n-${version}-`))
+  const userFolder = opts.resume?.userFolder ?? mkdtempSync(join(tmpdir(), `workflow-sync-n8n-${version}-`))
+  let keepData = false
   const brokerPort = await freePort()
   const baseUrl = `http://127.0.0.1:${port}`
   const fd = openSync(logFile, 'w')
@@ -339,7 +346,7 @@ export async function startN8n (opts: StartN8nOptions): Promise<N8nInstance> {
       }
       // stragglers of the group (task runner) if n8n itself exited first
       killGroup(pid, 'SIGKILL')
-      rmSync(userFolder, { recursive: true, force: true })
+      if (!keepData) rmSync(userFolder, { recursive: true, force: true })
     })()
     return stopped
   }
@@ -366,6 +373,13 @@ export async function startN8n (opts: StartN8nOptions): Promise<N8nInstance> {
   try {
     await waitReady(baseUrl, child, opts.startTimeoutMs ?? 120_000, logFile, version)
 
+    if (opts.resume) {
+      return {
+        version, baseUrl, apiUrl: `${baseUrl}/api/v1`, apiKey: opts.resume.apiKey,
+        owner: { email: 'owner@workflow-sync.test', password: 'E2e-Owner-Passw0rd' }, logFile, userFolder, pid,
+        stop: async (o?: { keepData?: boolean }) => { keepData = o?.keepData === true; await stop(); removeSafetyNets() }
+      }
+    }
     const owner = { email: 'owner@workflow-sync.test', password: 'E2e-Owner-Passw0rd' }
     const session = { cookie: '', browserId: randomUUID() }
     const setup = await rest(baseUrl, 'POST', '/owner/setup', session, {
@@ -394,7 +408,8 @@ export async function startN8n (opts: StartN8nOptions): Promise<N8nInstance> {
       logFile,
       userFolder,
       pid,
-      stop: async () => {
+      stop: async (o?: { keepData?: boolean }) => {
+        keepData = o?.keepData === true
         await stop()
         removeSafetyNets()
       },

@@ -11,6 +11,7 @@ import { selectStoreMode } from '../config.ts'
 import type { StoreModeChoice } from '../config.ts'
 import type { Database } from '../db/database.ts'
 import { migrate, readMigrations } from '../db/migrate.ts'
+import { poolerWarning, TRANSACTION_POOLER_PORT } from '../db/pooler.ts'
 import { openDatabase } from '../db/open-database.ts'
 import { PostgresStore } from '../store/postgres-store.ts'
 import type { Store } from '../store/store.ts'
@@ -55,6 +56,8 @@ async function dbPlugin (app: FastifyInstance, opts: DbPluginOptions): Promise<v
   }
   const choice = selectStoreMode(app.config)
   for (const w of choice.warnings) log.warn(w)
+  const pooler = app.config.DATABASE_URL ? poolerWarning(app.config.DATABASE_URL) : null
+  if (pooler) log.warn({ port: Number(TRANSACTION_POOLER_PORT) }, pooler)
   if (choice.mode === 'supabase') {
     const c = app.config
     const store = new SupabaseStore({
@@ -67,6 +70,10 @@ async function dbPlugin (app: FastifyInstance, opts: DbPluginOptions): Promise<v
     const expected = await expectedSchemaVersion()
     const version = await store.checkSchema(expected)
     log.info({ store: 'supabase', mode: choice.mode, schema_version: version, service_role: store.hasServiceRole }, `Supabase mode: ${choice.reason}`)
+    // The trust model: user tokens read, the service key records (README: Security model).
+    log.info({ store: 'supabase', service_role: store.hasServiceRole }, store.hasServiceRole
+      ? 'Supabase mode: user reads go with the caller\'s token; deploy outcomes, sync results, idempotency records and locks are recorded with SUPABASE_SERVICE_ROLE_KEY'
+      : 'Supabase mode: user reads go with the caller\'s token; without SUPABASE_SERVICE_ROLE_KEY, user writes, syncs and cron routes answer 503')
     app.decorate('store', store)
     app.addHook('onClose', async () => { await store.close() })
     return

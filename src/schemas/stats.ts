@@ -24,6 +24,9 @@ export const executionStatsFigures = z.object({
   p95_duration_ms: z.number().nullable().describe('95th percentile duration (nearest rank), estimated like p50')
 })
 
+export const executionStatsTotals = executionStatsFigures.omit({ p50_duration_ms: true, p95_duration_ms: true })
+  .describe('The whole window: counts, success rate and average (percentiles are per bucket)')
+
 export const executionStatsBucket = executionStatsFigures.extend({
   start: z.string().describe('Bucket start, ISO 8601 UTC')
 }).meta({ id: 'ExecutionStatsBucket' })
@@ -33,9 +36,10 @@ export const executionStatsSchema = z.object({
   since: z.string().describe('Start of the first bucket (ISO 8601 UTC)'),
   until: z.string().describe('End of the last bucket (exclusive)'),
   workflow_id: z.uuid().nullable().describe('The workflow; null on GET /stats (all of the caller\'s workflows)'),
-  totals: executionStatsFigures.describe('The whole window'),
+  totals: executionStatsTotals,
   buckets: z.array(executionStatsBucket).describe('Every bucket of the window, oldest first (empty buckets included, with zeros)')
 }).meta({ id: 'ExecutionStats', description: 'Executions from the ledger per time bucket, by the time they started (UTC)' })
 
 export type ExecutionStats = z.infer<typeof executionStatsSchema>
 export type ExecutionStatsFigures = z.infer<typeof executionStatsFigures>
+export type ExecutionStatsTotals = z.infer<typeof executionStatsTotals>

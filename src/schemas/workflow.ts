@@ -57,6 +57,14 @@ export const workflowSchema = z.object({
 
 export type Workflow = z.infer<typeof workflowSchema>
 
+export const workflowListItemSchema = workflowSchema.extend({
+  nodes: workflowSchema.shape.nodes.optional().describe('Only with include=definition'),
+  connections: workflowSchema.shape.connections.optional().describe('Only with include=definition'),
+  settings: workflowSchema.shape.settings.optional().describe('Only with include=definition')
+}).meta({ id: 'WorkflowListItem', description: 'A workflow in a list: a summary without nodes, connections and settings, unless include=definition' })
+
+export type WorkflowListItem = z.infer<typeof workflowListItemSchema>
+
 export const workflowName = z.string().trim().min(1).max(100)
   .describe('Shown in n8n as "[USR-<first 8 hex of user id>] <name>"; n8n allows 128 characters in all')
 
@@ -84,11 +92,12 @@ export const listWorkflowsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().max(200).optional().describe('next_cursor of the previous page'),
   status: workflowStatus.optional(),
-  active: z.enum(['true', 'false']).transform((v) => v === 'true').optional()
+  active: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  include: z.enum(['definition']).optional().describe('definition: also nodes, connections and settings (default: summaries without them)')
 })
 
 export const workflowListSchema = z.object({
-  data: z.array(workflowSchema),
+  data: z.array(workflowListItemSchema),
   next_cursor: z.string().nullable()
 }).meta({ id: 'WorkflowList' })
 
@@ -98,5 +107,9 @@ export const idempotencyKeyHeader = z.object({
 })
 
 export const ifMatchHeader = z.object({
-  'if-match': z.string().max(50).optional().describe('The workflow\'s version (also sent as ETag); a mismatch answers 412')
+  'if-match': z.string().max(50).optional().describe('The workflow\'s version, `"<version>"` (the ETag of writes) or the ETag of GET /workflows/{id} (`"<version>.<digest>"`); a version mismatch answers 412')
+})
+
+export const ifNoneMatchHeader = z.object({
+  'if-none-match': z.string().max(500).optional().describe('An ETag of an earlier answer: 304 while it is still current')
 })

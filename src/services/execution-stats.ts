@@ -2,7 +2,7 @@ import type { Scope } from '../store/scope.ts'
 import type { Store } from '../store/store.ts'
 import type { ExecutionStatsRow, StatsBucket } from '../store/stats-store.ts'
 import { EXECUTION_STATUSES } from '../schemas/stats.ts'
-import type { ExecutionStats, ExecutionStatsFigures } from '../schemas/stats.ts'
+import type { ExecutionStats, ExecutionStatsFigures, ExecutionStatsTotals } from '../schemas/stats.ts'
 import { AppError } from './errors.ts'
 
 // Analytics from the ledger (GET /workflows/{id}/stats, GET /stats): the store answers the
@@ -49,6 +49,11 @@ function figures (row: ExecutionStatsRow | undefined): ExecutionStatsFigures {
   }
 }
 
+function totals (row: ExecutionStatsRow | undefined): ExecutionStatsTotals {
+  const { p50_duration_ms: _p50, p95_duration_ms: _p95, ...rest } = figures(row)
+  return rest
+}
+
 export interface StatsRequest {
   bucket: StatsBucket
   since?: string | undefined
@@ -85,7 +90,7 @@ export class ExecutionStatsService {
       since: new Date(since).toISOString(),
       until: new Date(until).toISOString(),
       workflow_id: workflowId,
-      totals: figures(rows.find((r) => r.bucket_start === null)),
+      totals: totals(rows.find((r) => r.bucket_start === null)),
       buckets
     }
   }

@@ -97,6 +97,8 @@ import * as store from '../store/sync-store.ts'
 import type { ExecutionInput, IngestJob, IngestOptions, IngestResult, ScanJob, SyncTarget } from '../store/sync-store.ts'
 import { AppError, isAppError } from './errors.ts'
 import { isN8nNotFound } from './n8n-client.ts'
+import { identityOf, notOwnedReason } from './ownership.ts'
+import type { N8nIdentity } from './ownership.ts'
 import type { N8nClient, N8nExecution } from './n8n-client.ts'
 
 export type SyncN8n = Pick<N8nClient,
@@ -181,6 +183,8 @@ export interface DriftEntry {
   n8n_active?: boolean
   repaired: boolean
   error?: string
+  /** missing_in_n8n because n8n's workflow is not the row's own: why. */
+  reason?: string
 }
 
 export interface ExecutionPage {
@@ -216,9 +220,15 @@ interface Snapshot {
   ceiling: string
   /** n8n workflow id → its active runs; null: n8n cannot list them (fallback). */
   running: Map<string, N8nExecution[]> | null
-  /** n8n workflow id → active flag; null: look each workflow up. */
-  workflows: Map<string, boolean> | null
+  /** n8n workflow id → what the drift listing says of it; null: look each workflow up. */
+  workflows: Listing | null
 }
+
+/** One workflow of the drift listing: its active flag and what proves it is a row's own. */
+interface ListedWorkflow extends N8nIdentity {
+  active: boolean
+}
+type Listing = Map<string, ListedWorkflow>
 
 interface RunState {
   scope: Scope
@@ -323,6 +333,8 @@ interface ScanWf {
   hasOpen: boolean
   /** The scan went below its stop point: its pass is complete (written or idle). */
   passed: boolean
+  /** n8n's active flag, once its n8n copy was verified to be the row's own. */
+  n8nActive: boolean | null
   error: unknown
 }
 
@@ -570,7 +582,7 @@ export class SyncEngine {
     if (toSync.length > 0) {
       const scan = kind === 'all' && this.#allStrategy === 'scan'
       let snap: Snapshot | null = null
-      let flags: Promise<Map<string, boolean> | null> | null = null
+      let flags: Promise<Listing | null> | null = null
       try {
         if (scan) {
           // The scan needs the ceiling and the running list; the active flags (drift) are read
@@ -691,7 +703,7 @@ export class SyncEngine {
     return { ceiling, running, workflows }
   }
 
-  #snapshotParts (scope: Scope, kind: SyncType, targets: SyncTarget[]): { workflows: Promise<Map<string, boolean> | null>, executions: Promise<Omit<Snapshot, 'workflows'>> } {
+  #snapshotParts (scope: Scope, kind: SyncType, targets: SyncTarget[]): { workflows: Promise<Listing | null>, executions: Promise<Omit<Snapshot, 'workflows'>> } {
     const direct = kind === 'workflows' && targets.length <= DIRECT_LOOKUP_MAX
     const workflows = direct ? Promise.resolve(null) : this.#activeFlags(scope.kind === 'user' ? userTag(scope.userId) : '[USR-')
     const executions = (async () => {
@@ -721,9 +733,10 @@ export class SyncEngine {
     return { workflows, executions }
   }
 
-  async #activeFlags (nameFilter: string): Promise<Map<string, boolean>> {
-    const flags = new Map<string, boolean>()
-    for await (const wf of this.#n8n.iterateWorkflows({ name: nameFilter, limit: PAGE })) flags.set(wf.id, wf.active)
+  async #activeFlags (nameFilter: string): Promise<Listing> {
+    const flags: Listing = new Map()
+    // Only the flag and the marker are kept, not the workflow (nodes can be large).
+    for await (const wf of this.#n8n.iterateWorkflows({ name: nameFilter, limit: PAGE })) flags.set(wf.id, { active: wf.active, ...identityOf(wf) })
     return flags
   }
 
@@ -774,12 +787,23 @@ export class SyncEngine {
    * that differs is set back to the database's value. Answers the repair's error, if any (the
    * workflow's executions are still synced, then it counts as failed).
    */
-  async #reconcile (st: RunState, t: SyncTarget, n8nId: string, flags: Map<string, boolean> | null): Promise<unknown> {
-    let active = flags?.get(n8nId)
-    if (active === undefined) {
+  async #reconcile (st: RunState, t: SyncTarget, n8nId: string, flags: Listing | null): Promise<unknown> {
+    const listed = await this.#verify(st, t, n8nId, flags)
+    return await this.#repairActive(st, t, n8nId, listed.active)
+  }
+
+  /**
+   * The row's n8n workflow as the listing (or one GET) shows it, if it is the row's own: else the
+   * row becomes drift (missing_in_n8n, last_error saying why) and this throws, so nothing is done
+   * to that workflow and none of its executions are counted.
+   */
+  async #verify (st: RunState, t: SyncTarget, n8nId: string, flags: Listing | null): Promise<ListedWorkflow> {
+    let listed = flags?.get(n8nId)
+    if (listed === undefined) {
       // Not in the listing (renamed in n8n?) or not listed at all: ask for it; a 404 is drift.
       try {
-        active = (await this.#n8nSlots.run(() => this.#n8n.getWorkflow(n8nId))).active
+        const wf = await this.#n8nSlots.run(() => this.#n8n.getWorkflow(n8nId))
+        listed = { active: wf.active, ...identityOf(wf) }
       } catch (err) {
         if (!isN8nNotFound(err)) throw err
         const message = `The workflow is missing in n8n (id ${n8nId}); redeploy it with PATCH or POST /workflows/${t.id}/redeploy`
@@ -788,7 +812,19 @@ export class SyncEngine {
         throw new AppError('not_found', message)
       }
     }
+    const reason = notOwnedReason(n8nId, t, listed)
+    if (reason !== null) {
+      const message = `${reason}; its executions were not counted. POST /workflows/${t.id}/redeploy gives this row its own n8n workflow`
+      this.#log.warn({ workflow_id: t.id, n8n_workflow_id: n8nId, reason }, 'sync: the n8n workflow is not this row\'s; left untouched')
+      await this.#store.markWorkflowMissing(st.scope, t.id, n8nId, message, st.syncedAt)
+      st.drift.push({ workflow_id: t.id, n8n_workflow_id: n8nId, kind: 'missing_in_n8n', repaired: false, reason: message })
+      throw new AppError('conflict', message)
+    }
+    return listed
+  }
 
+  /** Supabase is the source of truth: an active flag that differs is set back. Answers the repair's error. */
+  async #repairActive (st: RunState, t: SyncTarget, n8nId: string, active: boolean): Promise<unknown> {
     let driftError: unknown = null
     if (active !== t.active) {
       // Supabase is the source of truth: put n8n back to the database's value.
@@ -868,7 +904,7 @@ export class SyncEngine {
    * the lowest stop point of the workflows in it, instead of one list per workflow. Same guarantees
    * as the per-workflow pass (see the header, "INSTANCE SCAN").
    */
-  async #scanAll (st: RunState, targets: SyncTarget[], snap: Snapshot, flagsP: Promise<Map<string, boolean> | null>): Promise<void> {
+  async #scanAll (st: RunState, targets: SyncTarget[], snap: Snapshot, flagsP: Promise<Listing | null>): Promise<void> {
     const ceiling = snap.ceiling
     const C = BigInt(ceiling)
     const scanSet: SyncTarget[] = []
@@ -894,7 +930,7 @@ export class SyncEngine {
       }
     }
     const directTasks = direct.map((t) => this.#work.run(async () => {
-      let workflows: Map<string, boolean> | null
+      let workflows: Listing | null
       try {
         workflows = await flagsP
       } catch (err) {
@@ -928,15 +964,17 @@ export class SyncEngine {
         touched: running.length > 0,
         hasOpen: open.has(t.id),
         passed: false,
+        n8nActive: null,
         error: null
       })
     }
     // Highest stop point first: as the scan goes down, a prefix of this list is complete.
     const order = [...states.values()].sort((a, b) => (a.floor > b.floor ? -1 : a.floor < b.floor ? 1 : 0))
 
-    // Drift, meanwhile (the flags arrive while the scan runs).
-    const drift = (async () => {
-      let flags: Map<string, boolean> | null
+    // Ownership, meanwhile (the listing arrives while the scan reads): each workflow's n8n copy
+    // must be the row's own before anything of it is written; flush() waits for this.
+    const verified = (async (): Promise<void> => {
+      let flags: Listing | null
       try {
         flags = await flagsP
       } catch (err) {
@@ -944,11 +982,29 @@ export class SyncEngine {
         return
       }
       await Promise.all([...states.values()].map(async (w) => {
-        const active = flags?.get(w.n8nId)
-        if (active !== undefined && active === w.t.active) return
+        const listed = flags?.get(w.n8nId)
+        if (listed !== undefined && notOwnedReason(w.n8nId, w.t, listed) === null) {
+          w.n8nActive = listed.active
+          return
+        }
         await this.#work.run(async () => {
           try {
-            const err = await this.#reconcile(st, w.t, w.n8nId, flags)
+            w.n8nActive = (await this.#verify(st, w.t, w.n8nId, flags)).active
+          } catch (err) {
+            w.error ??= err
+          }
+        })
+      }))
+    })()
+    // Then drift of the active flag.
+    const drift = (async () => {
+      await verified
+      await Promise.all([...states.values()].map(async (w) => {
+        const active = w.n8nActive
+        if (w.error !== null || active === null || active === w.t.active) return
+        await this.#work.run(async () => {
+          try {
+            const err = await this.#repairActive(st, w.t, w.n8nId, active)
             if (err !== null) w.error ??= err
           } catch (err) {
             w.error ??= err
@@ -970,6 +1026,8 @@ export class SyncEngine {
     /** Writes these workflows' buffers (final: and ends their pass); one round at a time. */
     const flush = async (items: Array<[ScanWf, boolean]>): Promise<void> => {
       if (items.length === 0) return
+      // Nothing is written for a workflow before its n8n copy is known to be the row's own.
+      await verified
       // Rounds are sequential, so a workflow's chunks commit in order and its final one (which
       // moves its stop point) last; the next page is read while a round is written. The jobs are
       // built once the previous round is done: a workflow whose chunk failed there gets no final

@@ -5,10 +5,11 @@ import type { Scope } from '../store/scope.ts'
 import type { Store, WorkflowListQuery } from '../store/store.ts'
 import type * as store from '../store/workflow-store.ts'
 import type { WorkflowRow } from '../store/workflow-store.ts'
-import type { Workflow } from '../schemas/workflow.ts'
+import type { Workflow, WorkflowListItem } from '../schemas/workflow.ts'
 import { AppError } from './errors.ts'
 import { isN8nError, isN8nNotFound } from './n8n-client.ts'
 import type { N8nClient, N8nError, N8nNode, N8nWorkflow } from './n8n-client.ts'
+import { identityOf, MARKER_KEY, notOwnedReason } from './ownership.ts'
 
 export interface Logger {
   info(obj: object, msg?: string): void
@@ -46,13 +47,14 @@ export interface CreateResult {
 }
 
 export interface ListResult {
-  data: Workflow[]
+  data: WorkflowListItem[]
   next_cursor: string | null
 }
 
 // The marker left in n8n's staticData: it names the row a workflow belongs to, so a deploy retried
-// after a crash adopts the workflow an earlier attempt created instead of creating a second one.
-export const MARKER_KEY = 'workflow_sync'
+// after a crash adopts the workflow an earlier attempt created instead of creating a second one,
+// and nothing is ever done to an n8n workflow that does not carry it (./ownership.ts).
+export { MARKER_KEY }
 
 export function n8nName (userId: string, name: string): string {
   return `[USR-${userId.replace(/-/g, '').slice(0, 8)}] ${name}`
@@ -87,6 +89,11 @@ export function publicWorkflow (row: WorkflowRow & { cursor_ts?: string }): Work
   return rest
 }
 
+function listItem (row: store.ListedWorkflowRow): WorkflowListItem {
+  const { deploy_attempts: _attempts, cursor_ts: _cursor, ...rest } = row
+  return rest
+}
+
 function userIdOf (scope: Scope): string {
   if (scope.kind !== 'user') throw new Error('a user scope is required')
   return scope.userId
@@ -94,6 +101,13 @@ function userIdOf (scope: Scope): string {
 
 function notFound (): AppError {
   return new AppError('not_found', 'No workflow with this id')
+}
+
+/** What n8n holds under a row's n8n id: the row's own workflow, nothing, or someone else's. */
+type Ownership = { kind: 'owned', workflow: N8nWorkflow } | { kind: 'missing' } | { kind: 'foreign', reason: string }
+
+function redeployHint (id: string): string {
+  return `POST /workflows/${id}/redeploy gives this row its own n8n workflow`
 }
 
 export class WorkflowService {
@@ -113,9 +127,9 @@ export class WorkflowService {
     this.afterN8nCreate = opts.afterN8nCreate
   }
 
-  async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined }): Promise<ListResult> {
+  async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined, include?: 'definition' | undefined }): Promise<ListResult> {
     userIdOf(scope)
-    const filter: WorkflowListQuery = { limit: q.limit + 1 }
+    const filter: WorkflowListQuery = { limit: q.limit + 1, definition: q.include === 'definition' }
     if (q.cursor) filter.after = decodeCursor(q.cursor)
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
@@ -123,7 +137,7 @@ export class WorkflowService {
     const page = rows.slice(0, q.limit)
     const last = page[page.length - 1]
     return {
-      data: page.map(publicWorkflow),
+      data: page.map(listItem),
       next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null
     }
   }
@@ -198,13 +212,13 @@ export class WorkflowService {
    * `pending` with last_error, so a later deploy (PATCH, redeploy, sync) finishes the job.
    * One deploy per workflow at a time, across replicas.
    */
-  async deploy (scope: Scope, id: string, opts: { activate?: boolean } = {}): Promise<WorkflowRow> {
+  async deploy (scope: Scope, id: string, opts: DeployOptions = {}): Promise<WorkflowRow> {
     const result = await this.withDeployLock(scope, id, null, () => this.deployLocked(scope, id, opts))
     if (!result.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
     return result.value
   }
 
-  private async deployLocked (scope: Scope, id: string, opts: { activate?: boolean }): Promise<WorkflowRow> {
+  private async deployLocked (scope: Scope, id: string, opts: DeployOptions): Promise<WorkflowRow> {
     // Atomic (SQL function begin_deploy): lock the row, count this attempt; the row as it was before.
     const row = await this.store.beginDeploy(scope, id)
     if (!row) throw notFound()
@@ -220,12 +234,28 @@ export class WorkflowService {
     let phase: 'definition' | 'activation' = 'definition'
     try {
       if (n8nId) {
-        try {
-          await this.n8n.updateWorkflow(n8nId, definition)
-        } catch (err) {
-          if (!isN8nNotFound(err)) throw err
+        // One GET before the PUT: the row's n8n id alone does not prove the workflow is the row's.
+        const owned = await this.ownership(row, n8nId)
+        if (owned.kind === 'foreign') {
+          this.log.warn({ workflowId: id, n8nWorkflowId: n8nId, reason: owned.reason }, 'deploy: the n8n workflow is not this row\'s; left untouched')
+          if (!opts.replaceForeign) {
+            const saved = await this.store.recordDeployOutcome(scope, id, { status: 'missing_in_n8n', lastError: `${owned.reason}. ${redeployHint(id)}` })
+            if (!saved) throw notFound()
+            return saved
+          }
+          // An explicit redeploy: the row gets its own workflow (adopted by marker or created).
+          n8nId = null
+        } else if (owned.kind === 'missing') {
           this.log.warn({ workflowId: id, n8nWorkflowId: n8nId }, 'workflow missing in n8n; recreating it')
           n8nId = null
+        } else {
+          try {
+            await this.n8n.updateWorkflow(n8nId, definition)
+          } catch (err) {
+            if (!isN8nNotFound(err)) throw err
+            this.log.warn({ workflowId: id, n8nWorkflowId: n8nId }, 'workflow missing in n8n; recreating it')
+            n8nId = null
+          }
         }
       }
       if (!n8nId) {
@@ -276,8 +306,7 @@ export class WorkflowService {
     do {
       const page = await this.n8n.listWorkflows({ name: prefix, limit: 250, ...(cursor ? { cursor } : {}) })
       for (const w of page.data) {
-        const marker = (w.staticData as Record<string, unknown> | null | undefined)?.[MARKER_KEY] as { row_id?: unknown } | undefined
-        if (marker?.row_id === row.id) return w
+        if (notOwnedReason(w.id, row, identityOf(w)) === null) return w
       }
       cursor = page.nextCursor ?? undefined
       if (cursor !== undefined) {
@@ -286,6 +315,26 @@ export class WorkflowService {
       }
     } while (cursor)
     return undefined
+  }
+
+  /** One GET: is n8n's workflow `n8nId` this row's (marker and owner prefix)? n8n errors propagate. */
+  private async ownership (row: WorkflowRow, n8nId: string): Promise<Ownership> {
+    let workflow: N8nWorkflow
+    try {
+      workflow = await this.n8n.getWorkflow(n8nId)
+    } catch (err) {
+      if (isN8nNotFound(err)) return { kind: 'missing' }
+      throw err
+    }
+    const reason = notOwnedReason(n8nId, row, identityOf(workflow))
+    return reason === null ? { kind: 'owned', workflow } : { kind: 'foreign', reason }
+  }
+
+  /** Marks the row drift (its n8n id is someone else's workflow) and answers the 409 saying why. */
+  private async refuseForeign (scope: Scope, row: WorkflowRow, n8nId: string, reason: string, action: string): Promise<AppError> {
+    this.log.warn({ workflowId: row.id, n8nWorkflowId: n8nId, reason, action }, `${action}: the n8n workflow is not this row's; left untouched`)
+    await this.store.recordDeployOutcome(scope, row.id, { status: 'missing_in_n8n', lastError: `${reason}. ${redeployHint(row.id)}` })
+    return new AppError('conflict', `${reason}. ${redeployHint(row.id)}`)
   }
 
   async update (scope: Scope, id: string, changes: store.WorkflowChanges, ifMatch?: string): Promise<Workflow> {
@@ -304,9 +353,16 @@ export class WorkflowService {
     const row = await this.store.getWorkflow(scope, id)
     if (!row) throw notFound()
     let n8nId = row.n8n_workflow_id
+    if (n8nId && row.status === 'deployed') {
+      // One GET before the switch: only the row's own n8n workflow is (de)activated.
+      const owned = await this.ownership(row, n8nId)
+      if (owned.kind === 'foreign') throw await this.refuseForeign(scope, row, n8nId, owned.reason, active ? 'activate' : 'deactivate')
+      if (owned.kind === 'missing') throw await this.markMissing(scope, id)
+    }
     if (!n8nId || row.status !== 'deployed') {
       // Deploy first, keeping n8n's current activation; the switch itself follows.
       const deployed = await this.deploy(scope, id)
+      if (deployed.status === 'missing_in_n8n') throw new AppError('conflict', deployed.last_error ?? 'The workflow is missing in n8n')
       if (deployed.status !== 'deployed' || !deployed.n8n_workflow_id) {
         throw new AppError(deployed.status === 'error' ? 'n8n_rejected' : 'n8n_unavailable', deployed.last_error ?? 'The workflow could not be deployed to n8n')
       }
@@ -316,10 +372,7 @@ export class WorkflowService {
       if (active) await this.n8n.activateWorkflow(n8nId)
       else await this.n8n.deactivateWorkflow(n8nId)
     } catch (err) {
-      if (isN8nNotFound(err)) {
-        await this.store.recordDeployOutcome(scope, id, { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it' })
-        throw new AppError('conflict', 'The workflow is missing in n8n; redeploy it with POST /workflows/{id}/redeploy, then retry')
-      }
+      if (isN8nNotFound(err)) throw await this.markMissing(scope, id)
       throw err
     }
     // Atomic (SQL function set_workflow_active): `active` follows n8n, an old deploy error is cleared.
@@ -328,10 +381,18 @@ export class WorkflowService {
     return publicWorkflow(saved)
   }
 
-  /** POST /workflows/{id}/redeploy: make n8n match the row again, whatever its state. */
+  private async markMissing (scope: Scope, id: string): Promise<AppError> {
+    await this.store.recordDeployOutcome(scope, id, { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it' })
+    return new AppError('conflict', 'The workflow is missing in n8n; redeploy it with POST /workflows/{id}/redeploy, then retry')
+  }
+
+  /**
+   * POST /workflows/{id}/redeploy: make n8n match the row again, whatever its state. A row whose
+   * n8n id names a workflow that is not its own gets its own (that one is left untouched).
+   */
   async redeploy (scope: Scope, id: string): Promise<Workflow> {
     userIdOf(scope)
-    return publicWorkflow(await this.deploy(scope, id))
+    return publicWorkflow(await this.deploy(scope, id, { replaceForeign: true }))
   }
 
   /** n8n first (its 404 counts as gone), then the row. */
@@ -343,7 +404,13 @@ export class WorkflowService {
       // Read again under the lock: a deploy that finished meanwhile may have set the n8n id.
       const row = await this.store.getWorkflow(scope, id)
       if (!row) throw notFound()
-      const n8nId = row.n8n_workflow_id ?? (row.deploy_attempts > 0 ? (await this.findByMarker(row))?.id : undefined)
+      let n8nId = row.n8n_workflow_id ?? (row.deploy_attempts > 0 ? (await this.findByMarker(row))?.id : undefined)
+      if (n8nId && row.n8n_workflow_id) {
+        // One GET before the DELETE: only the row's own n8n workflow is deleted; gone counts as deleted.
+        const owned = await this.ownership(row, n8nId)
+        if (owned.kind === 'foreign') throw await this.refuseForeign(scope, row, n8nId, `${owned.reason}, and the row was kept`, 'delete')
+        if (owned.kind === 'missing') n8nId = undefined
+      }
       if (n8nId) await this.n8n.deleteWorkflow(n8nId)
       const deleted = await this.store.deleteWorkflow(scope, id)
       if (!deleted) throw notFound()
@@ -376,8 +443,15 @@ export function deployFailure (err: N8nError, phase: 'definition' | 'activation'
   }
 }
 
+export interface DeployOptions {
+  activate?: boolean
+  /** Explicit redeploy: a row whose n8n id is not its own workflow gets its own (else it is drift). */
+  replaceForeign?: boolean
+}
+
 export function parseVersion (ifMatch: string): number {
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(ifMatch)
+  // "<version>" or GET's "<version>.<digest>": the version is what a PATCH is conditional on
+  const m = /^\s*(?:W\/)?"?(\d{1,9})(?:\.[A-Za-z0-9_-]{1,32})?"?\s*$/.exec(ifMatch)
   if (!m) throw new AppError('validation_failed', 'If-Match must be the workflow\'s version, e.g. "3"', { errors: [{ path: 'headers/if-match', message: 'expected a version number' }] })
   return Number(m[1])
 }

@@ -1,7 +1,12 @@
-// The Store over a Database: server Postgres through `pg`, or embedded PGlite. A user's work runs
-// in a transaction as role `authenticated` with the user's claims (RLS, as PostgREST does it); the
-// service's as `service_role`. Reads of one statement go in one round trip (readAsUser). The atomic
-// writes are the SQL functions the Supabase store calls with rpc. Locks are session advisory locks.
+// The Store over a Database: server Postgres through `pg`, or embedded PGlite. A user's READS run
+// in a transaction as role `authenticated` with the user's claims (RLS, as PostgREST does it);
+// reads of one statement go in one round trip (readAsUser). Everything the service RECORDS
+// (deploy outcomes, definitions and versions, sync results, idempotency records) runs in a
+// transaction as `service_role`, through the SQL functions only service_role may execute (the
+// trust model, migrations/20250113000000): the user a write acts for is passed as p_user_id and
+// the function touches only that user's rows. A user's own delete keeps the user's claims (their
+// token may delete their rows). The Supabase store does the same with its service-role key.
+// Locks are session advisory locks.
 import type { Database, PoolStats, Queryable } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import * as cleanupSql from './cleanup-store.ts'
@@ -12,7 +17,7 @@ import { purgeEventLog } from './event-store.ts'
 import * as tailSql from './live-tail-store.ts'
 import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import { createOutcomeFromJson, workflowRowFromJson } from './rows.ts'
-import { inScope, readInScope } from './scope.ts'
+import { inScope, readInScope, serviceOnly, serviceScope } from './scope.ts'
 import type { Scope } from './scope.ts'
 import { advisoryKey } from './store.ts'
 import type {
@@ -29,6 +34,11 @@ import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChang
 function userIdOf (scope: Scope): string {
   if (scope.kind !== 'user') throw new AppError('forbidden', 'This operation needs a signed-in user')
   return scope.userId
+}
+
+/** The user a service write acts for; null for the service's own (cron) work. */
+function actingFor (scope: Scope): string | null {
+  return scope.kind === 'user' ? scope.userId : null
 }
 
 function rowOrUndefined (r: Record<string, unknown> | null): WorkflowRow | undefined {
@@ -53,6 +63,11 @@ export class PostgresStore implements Store {
     } catch (err) {
       throw mapPostgresError(err)
     }
+  }
+
+  /** As the service (service_role), one transaction: the bookkeeping writes, whoever asked. */
+  private service<T> (fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.tx(serviceScope, fn)
   }
 
   /** In the caller's scope, statements of one round trip each (a user's reads). */
@@ -89,6 +104,7 @@ export class PostgresStore implements Store {
     if (q.after) filter.after = q.after
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
+    if (q.definition === false) filter.definition = false
     return this.read(scope, (t) => sql.listWorkflows(t, filter))
   }
 
@@ -97,9 +113,10 @@ export class PostgresStore implements Store {
   }
 
   async createWorkflow (scope: Scope, input: NewWorkflowInput, idempotency?: IdempotencyClaim): Promise<CreateOutcome> {
-    userIdOf(scope)
-    const r = await this.tx(scope, (t) => sql.createWorkflow(t, {
+    const userId = userIdOf(scope)
+    const r = await this.service((t) => sql.createWorkflow(t, {
       ...input,
+      userId,
       ...(idempotency ? { idempotencyKey: idempotency.key, requestHash: idempotency.requestHash, ttlHours: idempotency.ttlHours } : {})
     }))
     return createOutcomeFromJson(r)
@@ -111,26 +128,26 @@ export class PostgresStore implements Store {
   }
 
   async completeIdempotencyKey (scope: Scope, key: string, statusCode: number, response: Workflow): Promise<void> {
-    userIdOf(scope)
-    await this.tx(scope, (t) => sql.completeIdempotencyKey(t, key, statusCode, response))
+    const userId = userIdOf(scope)
+    await this.service((t) => sql.completeIdempotencyKey(t, userId, key, statusCode, response))
   }
 
   async beginDeploy (scope: Scope, id: string): Promise<WorkflowRow | undefined> {
-    return rowOrUndefined(await this.tx(scope, (t) => sql.beginDeploy(t, id)))
+    return rowOrUndefined(await this.service((t) => sql.beginDeploy(t, actingFor(scope), id)))
   }
 
   async recordDeployOutcome (scope: Scope, id: string, outcome: DeployOutcome): Promise<WorkflowRow | undefined> {
-    return rowOrUndefined(await this.tx(scope, (t) => sql.recordDeployOutcome(t, id, outcome)))
+    return rowOrUndefined(await this.service((t) => sql.recordDeployOutcome(t, actingFor(scope), id, outcome)))
   }
 
   async updateWorkflowDefinition (scope: Scope, id: string, changes: WorkflowChanges, expectedVersion?: number): Promise<WorkflowRow | undefined> {
-    userIdOf(scope)
-    return rowOrUndefined(await this.tx(scope, (t) => sql.updateWorkflowDefinition(t, id, changes, expectedVersion)))
+    const userId = userIdOf(scope)
+    return rowOrUndefined(await this.service((t) => sql.updateWorkflowDefinition(t, userId, id, changes, expectedVersion)))
   }
 
   async setWorkflowActive (scope: Scope, id: string, active: boolean): Promise<WorkflowRow | undefined> {
-    userIdOf(scope)
-    return rowOrUndefined(await this.tx(scope, (t) => sql.setWorkflowActive(t, id, active)))
+    const userId = userIdOf(scope)
+    return rowOrUndefined(await this.service((t) => sql.setWorkflowActive(t, userId, id, active)))
   }
 
   deleteWorkflow (scope: Scope, id: string): Promise<boolean> {
@@ -149,32 +166,37 @@ export class PostgresStore implements Store {
     return this.tx(scope, (t) => syncSql.listSyncTargets(t, filter))
   }
 
+  // The sync's writes run as the service, for the scope's user (whose rows alone they may touch).
   ingestExecutions (scope: Scope, workflowId: string, executions: ExecutionInput[], syncedAt: Date, options: IngestOptions = {}): Promise<IngestResult> {
-    return this.tx(scope, (t) => syncSql.ingestExecutions(t, workflowId, executions, syncedAt, options))
+    return this.service((t) => syncSql.ingestExecutions(t, actingFor(scope), workflowId, executions, syncedAt, options))
   }
 
   ingestExecutionsBatch (scope: Scope, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]> {
-    return this.tx(scope, (t) => syncSql.ingestExecutionsBatch(t, jobs, syncedAt))
+    return this.service((t) => syncSql.ingestExecutionsBatch(t, actingFor(scope), jobs, syncedAt))
   }
 
-  ingestScanBatch (scope: Scope, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
-    return this.tx(scope, (t) => syncSql.ingestScanBatch(t, jobs, syncedAt, options))
+  async ingestScanBatch (scope: Scope, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
+    serviceOnly(scope, 'The instance scan')
+    return await this.service((t) => syncSql.ingestScanBatch(t, jobs, syncedAt, options))
   }
 
   workflowsWithOpenRows (scope: Scope, workflowIds: string[]): Promise<string[]> {
     return this.tx(scope, (t) => syncSql.workflowsWithOpenRows(t, workflowIds))
   }
 
-  raiseScanFloors (scope: Scope, workflowIds: string[], floor: string): Promise<number> {
-    return this.tx(scope, (t) => syncSql.raiseScanFloors(t, workflowIds, floor))
+  async raiseScanFloors (scope: Scope, workflowIds: string[], floor: string): Promise<number> {
+    serviceOnly(scope, 'The instance scan')
+    return await this.service((t) => syncSql.raiseScanFloors(t, workflowIds, floor))
   }
 
   markWorkflowMissing (scope: Scope, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {
-    return this.tx(scope, (t) => syncSql.markWorkflowMissing(t, workflowId, n8nWorkflowId, error, syncedAt))
+    return this.service((t) => syncSql.markWorkflowMissing(t, actingFor(scope), workflowId, n8nWorkflowId, error, syncedAt))
   }
 
   recordSyncLog (scope: Scope, log: SyncLogInput): Promise<string> {
-    return this.tx(scope, (t) => syncSql.recordSyncLog(t, log))
+    // a user's sync logs for that user, whatever the input says
+    const entry = scope.kind === 'user' ? { ...log, user_id: scope.userId } : log
+    return this.service((t) => syncSql.recordSyncLog(t, entry))
   }
 
   listExecutionHistory (scope: Scope, workflowId: string, q: ExecutionListQuery): Promise<ExecutionRow[] | undefined> {

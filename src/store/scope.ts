@@ -1,4 +1,5 @@
 import type { Database, Queryable, UserClaims } from '../db/database.ts'
+import { AppError } from '../services/errors.ts'
 
 // Who a piece of work runs as: a signed-in user under RLS, or the service (cron routes only).
 // A user scope made by the auth plugin also carries the caller's raw access token, which the
@@ -30,4 +31,9 @@ export function readInScope<T> (db: Database, scope: Scope, fn: (q: Queryable) =
   if (scope.kind !== 'user') return db.asService(fn)
   const claims = scope.claims
   return fn({ query: (sql, params) => db.readAsUser(claims, sql, params) })
+}
+
+/** Work that only the service's own (cron) scope may ask for: a user scope is refused. */
+export function serviceOnly (scope: Scope, what: string): void {
+  if (scope.kind !== 'service') throw new AppError('forbidden', `${what} is the service's own work`)
 }

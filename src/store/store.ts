@@ -27,6 +27,8 @@ export interface WorkflowListQuery {
   after?: { createdAt: string, id: string }
   status?: string
   active?: boolean
+  /** false: summaries, without nodes, connections and settings. Default true. */
+  definition?: boolean
 }
 
 export interface NewWorkflowInput {

@@ -5,9 +5,14 @@
 // (`Authorization: Bearer <the caller's token>`, `apikey: <anon key>`), so Supabase's own RLS
 // decides what exists, exactly as for the user's own supabase-js calls. Clients are cached by the
 // exact token string (bounded, and never past the token's `exp`): two requests share a client only
-// when they carry the same token, so a request can never use another user's credential. The
-// service-role client is used for the service scope only (cron routes); without
-// SUPABASE_SERVICE_ROLE_KEY that scope answers 503.
+// when they carry the same token, so a request can never use another user's credential.
+//
+// WHO WRITES. A user's token may write only the fields the user authors (the trust model,
+// migrations/20250113000000): everything the service records — deploy outcomes, definitions and
+// versions, sync results, idempotency records, lease locks — goes through the service-role client,
+// to SQL functions only service_role may execute, with the user they act for as p_user_id (the id
+// the service verified from the user's token). A user's delete of their own row keeps their token.
+// Without SUPABASE_SERVICE_ROLE_KEY, user reads work and everything that records answers 503.
 //
 // WRITES that must be atomic are the SQL functions of supabase/migrations, called with `rpc` (the
 // Postgres store calls the same functions with a plain select). Reads are PostgREST table reads.
@@ -27,6 +32,7 @@ import { AppError } from '../services/errors.ts'
 import type { PurgeCounts } from './cleanup-store.ts'
 import { SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem } from './errors.ts'
 import { createOutcomeFromJson, withUtcTimestamps, workflowRowFromJson } from './rows.ts'
+import { serviceOnly } from './scope.ts'
 import { tailItems } from './live-tail-store.ts'
 import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import type { Scope } from './scope.ts'
@@ -39,7 +45,7 @@ import { executionStatsRow, statsArgs } from './stats-store.ts'
 import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import { executionItem } from './sync-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
-import { deployOutcomeJson, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
+import { deployOutcomeJson, SUMMARY_COLUMNS, WORKFLOW_COLUMNS, workflowChangesJson } from './workflow-store.ts'
 import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
 export interface SupabaseStoreOptions {
@@ -70,8 +76,12 @@ interface PostgrestAnswer<T> {
   status: number
 }
 
+/** The 503 a user's write or sync answers in Supabase mode without the service-role key. */
+export const SERVICE_KEY_NEEDED_FOR_USER_WRITES = 'Supabase mode records deploys, sync results, idempotency records and locks with the service-role key, and SUPABASE_SERVICE_ROLE_KEY is not set: reads work, writes and syncs need it'
+
 const CLIENT_AUTH = { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } as const
 const SELECT_WORKFLOW = `${WORKFLOW_COLUMNS}, deploy_attempts`
+const SELECT_SUMMARY = `${SUMMARY_COLUMNS}, deploy_attempts`
 const EXECUTION_COLUMNS = 'id, workflow_id, n8n_execution_id, status, mode, finished, started_at, stopped_at, created_at, updated_at, seq:n8n_execution_seq::text'
 const SYNC_LOG_COLUMNS = 'id, user_id, sync_type, status, duration_ms, workflows_synced, workflows_failed, executions_ingested, error, details, created_at, created_key:created_at::text'
 /** Supabase projects cap answers at 1000 rows by default (max_rows): bigger reads go in pages. */
@@ -139,14 +149,19 @@ export class SupabaseStore implements Store {
     })
   }
 
-  /** The client a scope's work goes through: the caller's own token, or the service role. */
+  /** The service-role client; 503 (with what to set) when the key is not configured. */
+  #serviceClient (forUser: boolean): Client {
+    if (this.#serviceKey === undefined) {
+      throw new AppError('database_unavailable', forUser ? SERVICE_KEY_NEEDED_FOR_USER_WRITES : 'Cron work in Supabase mode needs SUPABASE_SERVICE_ROLE_KEY, which is not set', { status: 503 })
+    }
+    this.#service ??= this.#make(this.#serviceKey)
+    return this.#service
+  }
+
+  /** The client a scope's reads go through: the caller's own token, or the service role. */
   clientFor (scope: Scope): { client: Client, who: Who } {
     if (scope.kind === 'service') {
-      if (this.#serviceKey === undefined) {
-        throw new AppError('database_unavailable', 'Cron work in Supabase mode needs SUPABASE_SERVICE_ROLE_KEY, which is not set', { status: 503 })
-      }
-      this.#service ??= this.#make(this.#serviceKey)
-      return { client: this.#service, who: 'service' }
+      return { client: this.#serviceClient(false), who: 'service' }
     }
     const token = scope.accessToken
     if (typeof token !== 'string' || token === '') {
@@ -218,6 +233,12 @@ export class SupabaseStore implements Store {
     return this.#call<T>(scope, (c) => c.rpc(fn, args) as unknown as PromiseLike<PostgrestAnswer<T>>)
   }
 
+  /** A service write (service-role key), on behalf of `scope` (a user, or the service itself). */
+  async #record<T> (scope: Scope, fn: string, args: Record<string, unknown>): Promise<T | null> {
+    const client = this.#serviceClient(scope.kind === 'user')
+    return await this.#run<T>('service', () => client.rpc(fn, args) as unknown as PromiseLike<PostgrestAnswer<T>>)
+  }
+
   // ---- operations ------------------------------------------------------------------------------
 
   async ping (timeoutMs = 2000): Promise<boolean> {
@@ -271,7 +292,8 @@ export class SupabaseStore implements Store {
   async listWorkflows (scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]> {
     const userId = userIdOf(scope)
     const rows = await this.#call<Array<Record<string, unknown>>>(scope, (c) => {
-      let b = c.from('mvp_workflows').select(SELECT_WORKFLOW).eq('user_id', userId)
+      const columns: string = q.definition === false ? SELECT_SUMMARY : SELECT_WORKFLOW
+      let b = c.from('mvp_workflows').select(columns).eq('user_id', userId)
       if (q.after) {
         const ts = quoted(q.after.createdAt)
         b = b.or(`created_at.lt.${ts},and(created_at.eq.${ts},id.lt.${q.after.id})`)
@@ -280,9 +302,11 @@ export class SupabaseStore implements Store {
       if (q.active !== undefined) b = b.eq('active', q.active)
       return b.order('created_at', { ascending: false }).order('id', { ascending: false }).limit(q.limit) as unknown as PromiseLike<PostgrestAnswer<Array<Record<string, unknown>>>>
     })
-    return (rows ?? []).map((r) => {
+    return (rows ?? []).map((r): ListedWorkflowRow => {
       const row = workflowRowFromJson(r)
-      return { ...row, cursor_ts: row.created_at }
+      if (q.definition !== false) return { ...row, cursor_ts: row.created_at }
+      const { nodes: _n, connections: _c, settings: _s, ...summary } = row
+      return { ...summary, cursor_ts: row.created_at }
     })
   }
 
@@ -296,8 +320,9 @@ export class SupabaseStore implements Store {
   }
 
   async createWorkflow (scope: Scope, input: NewWorkflowInput, idempotency?: IdempotencyClaim): Promise<CreateOutcome> {
-    userIdOf(scope)
+    const userId = userIdOf(scope)
     const args: Record<string, unknown> = {
+      p_user_id: userId,
       p_name: input.name,
       p_description: input.description,
       p_nodes: input.nodes,
@@ -309,7 +334,7 @@ export class SupabaseStore implements Store {
       args.p_request_hash = idempotency.requestHash
       args.p_ttl_hours = idempotency.ttlHours
     }
-    const r = await this.#rpc<Record<string, unknown>>(scope, 'create_workflow', args)
+    const r = await this.#record<Record<string, unknown>>(scope, 'create_workflow', args)
     if (!r) throw new Error('create_workflow returned nothing')
     return createOutcomeFromJson(r)
   }
@@ -330,24 +355,25 @@ export class SupabaseStore implements Store {
   }
 
   async completeIdempotencyKey (scope: Scope, key: string, statusCode: number, response: Workflow): Promise<void> {
-    userIdOf(scope)
-    await this.#rpc(scope, 'complete_idempotency_key', { p_idempotency_key: key, p_status_code: statusCode, p_response: response })
+    const userId = userIdOf(scope)
+    await this.#record(scope, 'complete_idempotency_key', { p_user_id: userId, p_idempotency_key: key, p_status_code: statusCode, p_response: response })
   }
 
   async beginDeploy (scope: Scope, id: string): Promise<WorkflowRow | undefined> {
-    const r = await this.#rpc<Record<string, unknown>>(scope, 'begin_deploy', { p_workflow_id: id })
+    const r = await this.#record<Record<string, unknown>>(scope, 'begin_deploy', { p_workflow_id: id, p_user_id: actingFor(scope) })
     return r ? workflowRowFromJson(r) : undefined
   }
 
   async recordDeployOutcome (scope: Scope, id: string, outcome: DeployOutcome): Promise<WorkflowRow | undefined> {
-    const r = await this.#rpc<Record<string, unknown>>(scope, 'record_deploy_outcome', { p_workflow_id: id, p_outcome: deployOutcomeJson(outcome) })
+    const r = await this.#record<Record<string, unknown>>(scope, 'record_deploy_outcome', { p_workflow_id: id, p_outcome: deployOutcomeJson(outcome), p_user_id: actingFor(scope) })
     return r ? workflowRowFromJson(r) : undefined
   }
 
   async updateWorkflowDefinition (scope: Scope, id: string, changes: WorkflowChanges, expectedVersion?: number): Promise<WorkflowRow | undefined> {
-    userIdOf(scope)
-    const r = await this.#rpc<Record<string, unknown>>(scope, 'update_workflow_definition', {
+    const userId = userIdOf(scope)
+    const r = await this.#record<Record<string, unknown>>(scope, 'update_workflow_definition', {
       p_workflow_id: id,
+      p_user_id: userId,
       p_changes: workflowChangesJson(changes),
       p_expected_version: expectedVersion ?? null
     })
@@ -355,8 +381,8 @@ export class SupabaseStore implements Store {
   }
 
   async setWorkflowActive (scope: Scope, id: string, active: boolean): Promise<WorkflowRow | undefined> {
-    userIdOf(scope)
-    const r = await this.#rpc<Record<string, unknown>>(scope, 'set_workflow_active', { p_workflow_id: id, p_active: active })
+    const userId = userIdOf(scope)
+    const r = await this.#record<Record<string, unknown>>(scope, 'set_workflow_active', { p_workflow_id: id, p_active: active, p_user_id: userId })
     return r ? workflowRowFromJson(r) : undefined
   }
 
@@ -368,13 +394,19 @@ export class SupabaseStore implements Store {
   }
 
   async withLock<T> (scope: Scope, lock: LockSpec, fn: () => Promise<T>, opts: LockOptions = {}): Promise<LockResult<T>> {
+    // The leases are the service's rows now (the trust model): the prefix rule RLS kept for user
+    // tokens is kept here — a user's work takes only that user's locks.
+    if (scope.kind === 'user' && 'ownerId' in lock && lock.ownerId !== scope.userId) {
+      throw new AppError('forbidden', 'A lock of another user\'s resource')
+    }
+    if (scope.kind === 'user' && !('ownerId' in lock)) throw new AppError('forbidden', 'This lock is the service\'s own')
     const key = leaseKey(lock)
     const holder = `${this.#instance}:${randomUUID()}`
     const ttl = this.#ttlSeconds
     const deadline = this.#now() + (opts.timeoutMs ?? 120_000)
     let delay = this.#pollMinMs
     for (;;) {
-      const got = await this.#rpc<boolean>(scope, 'try_acquire_lock', { p_key: key, p_holder: holder, p_ttl_seconds: ttl })
+      const got = await this.#record<boolean>(scope, 'try_acquire_lock', { p_key: key, p_holder: holder, p_ttl_seconds: ttl })
       if (got === true) break
       if (opts.wait === false) return { acquired: false }
       const left = deadline - this.#now()
@@ -386,7 +418,7 @@ export class SupabaseStore implements Store {
     let renewing: Promise<void> | null = null
     const timer = setInterval(() => {
       if (renewing) return
-      renewing = this.#rpc<boolean>(scope, 'renew_lock', { p_key: key, p_holder: holder, p_ttl_seconds: ttl }).then((kept) => {
+      renewing = this.#record<boolean>(scope, 'renew_lock', { p_key: key, p_holder: holder, p_ttl_seconds: ttl }).then((kept) => {
         if (kept !== true) this.#log?.warn({ lock: lock.name }, 'lease lock lost while held (it expired and was taken over)')
       }, (err: unknown) => {
         this.#log?.warn({ lock: lock.name, code: err instanceof AppError ? err.code : 'error' }, 'lease lock renewal failed')
@@ -399,7 +431,7 @@ export class SupabaseStore implements Store {
       clearInterval(timer)
       await (renewing as Promise<void> | null)?.catch(() => {})
       try {
-        await this.#rpc(scope, 'release_lock', { p_key: key, p_holder: holder })
+        await this.#record(scope, 'release_lock', { p_key: key, p_holder: holder })
       } catch (err) {
         // the lease runs out by itself
         this.#log?.warn({ lock: lock.name, code: err instanceof AppError ? err.code : 'error' }, 'lease lock release failed; it expires by itself')
@@ -429,7 +461,8 @@ export class SupabaseStore implements Store {
   }
 
   async ingestExecutionsBatch (scope: Scope, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]> {
-    const r = await this.#rpc<IngestResult[]>(scope, 'ingest_executions_batch', {
+    const r = await this.#record<IngestResult[]>(scope, 'ingest_user_executions_batch', {
+      p_user_id: actingFor(scope),
       p_batches: jobs.map((j) => ({ workflow_id: j.workflowId, executions: j.executions.map(executionItem), options: j.options ?? {} })),
       p_synced_at: syncedAt.toISOString()
     })
@@ -438,7 +471,8 @@ export class SupabaseStore implements Store {
   }
 
   async ingestScanBatch (scope: Scope, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
-    const r = await this.#rpc<IngestResult[]>(scope, 'ingest_scan_batch', {
+    serviceOnly(scope, 'The instance scan')
+    const r = await this.#record<IngestResult[]>(scope, 'ingest_scan_batch', {
       p_batch: jobs.map((j) => ({ workflow_id: j.workflowId, final: j.final, executions: j.items.map((i) => JSON.parse(i) as unknown) })),
       p_synced_at: syncedAt.toISOString(),
       p_options: options
@@ -458,12 +492,14 @@ export class SupabaseStore implements Store {
   }
 
   async raiseScanFloors (scope: Scope, workflowIds: string[], floor: string): Promise<number> {
-    const n = await this.#rpc<number>(scope, 'raise_scan_floors', { p_workflow_ids: workflowIds, p_floor: floor })
+    serviceOnly(scope, 'The instance scan')
+    const n = await this.#record<number>(scope, 'raise_scan_floors', { p_workflow_ids: workflowIds, p_floor: floor })
     return Number(n ?? 0)
   }
 
   async ingestExecutions (scope: Scope, workflowId: string, executions: ExecutionInput[], syncedAt: Date, options: IngestOptions = {}): Promise<IngestResult> {
-    const r = await this.#rpc<IngestResult>(scope, 'ingest_executions', {
+    const r = await this.#record<IngestResult>(scope, 'ingest_user_executions', {
+      p_user_id: actingFor(scope),
       p_workflow_id: workflowId,
       p_executions: executions.map(executionItem),
       p_synced_at: syncedAt.toISOString(),
@@ -474,14 +510,15 @@ export class SupabaseStore implements Store {
   }
 
   async markWorkflowMissing (scope: Scope, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {
-    const r = await this.#rpc<boolean>(scope, 'mark_workflow_missing', {
+    const r = await this.#record<boolean>(scope, 'mark_user_workflow_missing', {
+      p_user_id: actingFor(scope),
       p_workflow_id: workflowId, p_n8n_workflow_id: n8nWorkflowId, p_error: error, p_synced_at: syncedAt.toISOString()
     })
     return r === true
   }
 
   async recordSyncLog (scope: Scope, log: SyncLogInput): Promise<string> {
-    const id = await this.#rpc<string>(scope, 'record_sync_log', {
+    const id = await this.#record<string>(scope, 'record_sync_log', {
       p_sync_type: log.sync_type,
       p_status: log.status,
       p_duration_ms: Math.round(log.duration_ms),
@@ -490,7 +527,8 @@ export class SupabaseStore implements Store {
       p_executions_ingested: log.executions_ingested,
       p_error: log.error,
       p_details: log.details,
-      p_user_id: log.user_id ?? null
+      // a user's sync logs for that user, whatever the input says
+      p_user_id: scope.kind === 'user' ? scope.userId : (log.user_id ?? null)
     })
     if (!id) throw new Error('record_sync_log returned nothing')
     return id
@@ -573,7 +611,8 @@ export class SupabaseStore implements Store {
       p_items: tailItems(write.items),
       p_vanished: write.vanished,
       p_synced_at: syncedAt.toISOString(),
-      p_state: write.state
+      p_state: write.state,
+      p_identities: write.identities ?? {}
     })
     if (r === null) throw new Error('live_tail_ingest returned nothing')
     return r
@@ -582,6 +621,11 @@ export class SupabaseStore implements Store {
   async liveTailOpenExecutions (scope: Scope, limit: number): Promise<OpenExecution[]> {
     return await this.#rpc<OpenExecution[]>(scope, 'live_tail_open_executions', { p_limit: limit }) ?? []
   }
+}
+
+/** The user a service write acts for; null for the service's own (cron) work. */
+function actingFor (scope: Scope): string | null {
+  return scope.kind === 'user' ? scope.userId : null
 }
 
 function userIdOf (scope: Scope): string {

@@ -69,8 +69,13 @@ export async function listSyncTargets (tx: Queryable, filter: { workflowIds?: st
   }
 }
 
+/**
+ * The ledger writes run as the service (service_role) for user `userId` (null: the service's own
+ * sync): ingest_user_executions checks, in the same transaction, that the workflow is that user's.
+ */
 export async function ingestExecutions (
   tx: Queryable,
+  userId: string | null,
   workflowId: string,
   executions: ExecutionInput[],
   syncedAt: Date,
@@ -78,8 +83,8 @@ export async function ingestExecutions (
 ): Promise<IngestResult> {
   const items = executions.map(executionItem)
   const res = await tx.query<{ r: IngestResult }>(
-    'select public.ingest_executions($1::uuid, $2::jsonb, $3::timestamptz, $4::jsonb) as r',
-    [workflowId, JSON.stringify(items), syncedAt.toISOString(), JSON.stringify(options)]
+    'select public.ingest_user_executions($1::uuid, $2::uuid, $3::jsonb, $4::timestamptz, $5::jsonb) as r',
+    [userId, workflowId, JSON.stringify(items), syncedAt.toISOString(), JSON.stringify(options)]
   )
   const r = res.rows[0]?.r
   if (!r) throw new Error('ingest_executions returned nothing')
@@ -109,11 +114,11 @@ export interface IngestJob {
  * Several ingest_executions calls in one transaction and one round trip (all or nothing; the
  * caller retries the jobs one by one on an error). Results in the order of `jobs`.
  */
-export async function ingestExecutionsBatch (tx: Queryable, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]> {
+export async function ingestExecutionsBatch (tx: Queryable, userId: string | null, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]> {
   const payload = '[' + jobs.map((j) => `{"workflow_id":${JSON.stringify(j.workflowId)},"executions":${JSON.stringify(j.executions.map(executionItem))},"options":${JSON.stringify(j.options ?? {})}}`).join(',') + ']'
   const res = await tx.query<{ r: IngestResult[] }>(
-    'select public.ingest_executions_batch($1::jsonb, $2::timestamptz) as r',
-    [payload, syncedAt.toISOString()]
+    'select public.ingest_user_executions_batch($1::uuid, $2::jsonb, $3::timestamptz) as r',
+    [userId, payload, syncedAt.toISOString()]
   )
   const r = res.rows[0]?.r
   if (!Array.isArray(r) || r.length !== jobs.length) throw new Error('ingest_executions_batch returned an unexpected answer')
@@ -158,10 +163,10 @@ export async function raiseScanFloors (tx: Queryable, workflowIds: string[], flo
   return res.rows[0]?.n ?? 0
 }
 
-export async function markWorkflowMissing (tx: Queryable, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {
+export async function markWorkflowMissing (tx: Queryable, userId: string | null, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {
   const res = await tx.query<{ changed: boolean }>(
-    'select public.mark_workflow_missing($1::uuid, $2, $3, $4::timestamptz) as changed',
-    [workflowId, n8nWorkflowId, error, syncedAt.toISOString()]
+    'select public.mark_user_workflow_missing($1::uuid, $2::uuid, $3, $4, $5::timestamptz) as changed',
+    [userId, workflowId, n8nWorkflowId, error, syncedAt.toISOString()]
   )
   return res.rows[0]?.changed === true
 }

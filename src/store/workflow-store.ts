@@ -10,9 +10,17 @@ export const WORKFLOW_COLUMNS = `id, user_id, name, description, active, status,
   settings, execution_count, successful_executions, failed_executions, last_execution_at,
   last_execution_status, last_sync_at, last_error, version, created_at, updated_at`
 
+// GET /workflows without include=definition: everything but the definition (nodes, connections,
+// settings are most of a row's bytes; a dashboard polling the list does not need them).
+export const SUMMARY_COLUMNS = `id, user_id, name, description, active, status, n8n_workflow_id,
+  execution_count, successful_executions, failed_executions, last_execution_at,
+  last_execution_status, last_sync_at, last_error, version, created_at, updated_at`
+
 export interface WorkflowRow extends Workflow {
   deploy_attempts: number
 }
+
+export type DefinitionField = 'nodes' | 'connections' | 'settings'
 
 const SELECT = `select ${WORKFLOW_COLUMNS}, deploy_attempts from public.mvp_workflows`
 
@@ -22,9 +30,11 @@ export interface ListFilter {
   after?: { createdAt: string, id: string }
   status?: string
   active?: boolean
+  /** false: summaries, without nodes, connections and settings. Default true. */
+  definition?: boolean
 }
 
-export interface ListedWorkflowRow extends WorkflowRow {
+export type ListedWorkflowRow = Omit<WorkflowRow, DefinitionField> & Partial<Pick<WorkflowRow, DefinitionField>> & {
   /** created_at with microseconds, UTC ISO 8601: the keyset cursor (milliseconds would skip rows). */
   cursor_ts: string
 }
@@ -46,7 +56,7 @@ export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<List
   }
   params.push(f.limit)
   const res = await tx.query<ListedWorkflowRow>(
-    `select ${WORKFLOW_COLUMNS}, deploy_attempts,
+    `select ${f.definition === false ? SUMMARY_COLUMNS : WORKFLOW_COLUMNS}, deploy_attempts,
        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
      from public.mvp_workflows where ${where} order by created_at desc, id desc limit $${params.length}`, params)
   return res.rows
@@ -97,9 +107,11 @@ export async function getIdempotencyKey (tx: Queryable, userId: string, key: str
   return res.rows[0]
 }
 
-// Atomic writes: the SQL functions of supabase/migrations/20250112000000_store_functions.sql,
-// called here with a plain select (the Supabase store calls the same ones with rpc). Named
-// arguments, as PostgREST passes them.
+// Atomic writes: the SQL functions of supabase/migrations/20250112000000_store_functions.sql (as
+// redefined by 20250113000000_trust_model.sql), called here with a plain select (the Supabase
+// store calls the same ones with rpc). Named arguments, as PostgREST passes them. They are the
+// service's writes: executable by service_role only, run in a service transaction, and given the
+// user they act for as p_user_id (null: the service's own work, any row).
 
 async function callJson (tx: Queryable, fn: string, args: Record<string, { value: unknown, cast: string }>): Promise<Record<string, unknown> | null> {
   const names = Object.keys(args)
@@ -111,6 +123,7 @@ async function callJson (tx: Queryable, fn: string, args: Record<string, { value
 const json = (v: unknown): { value: string, cast: string } => ({ value: JSON.stringify(v), cast: 'jsonb' })
 
 export interface CreateWorkflowArgs {
+  userId: string
   name: string
   description: string | null
   nodes: unknown[]
@@ -124,6 +137,7 @@ export interface CreateWorkflowArgs {
 /** The jsonb answer of create_workflow ({outcome, workflow} or {outcome: 'replay', status_code, response}). */
 export async function createWorkflow (tx: Queryable, a: CreateWorkflowArgs): Promise<Record<string, unknown>> {
   const args: Record<string, { value: unknown, cast: string }> = {
+    p_user_id: { value: a.userId, cast: 'uuid' },
     p_name: { value: a.name, cast: 'text' },
     p_description: { value: a.description, cast: 'text' },
     p_nodes: json(a.nodes),
@@ -140,16 +154,17 @@ export async function createWorkflow (tx: Queryable, a: CreateWorkflowArgs): Pro
   return r
 }
 
-export function completeIdempotencyKey (tx: Queryable, key: string, statusCode: number, response: unknown): Promise<unknown> {
+export function completeIdempotencyKey (tx: Queryable, userId: string, key: string, statusCode: number, response: unknown): Promise<unknown> {
   return callJson(tx, 'complete_idempotency_key', {
+    p_user_id: { value: userId, cast: 'uuid' },
     p_idempotency_key: { value: key, cast: 'text' },
     p_status_code: { value: statusCode, cast: 'integer' },
     p_response: json(response)
   })
 }
 
-export function beginDeploy (tx: Queryable, id: string): Promise<Record<string, unknown> | null> {
-  return callJson(tx, 'begin_deploy', { p_workflow_id: { value: id, cast: 'uuid' } })
+export function beginDeploy (tx: Queryable, userId: string | null, id: string): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'begin_deploy', { p_workflow_id: { value: id, cast: 'uuid' }, p_user_id: { value: userId, cast: 'uuid' } })
 }
 
 /** record_deploy_outcome's p_outcome: keys present only for the columns to set. */
@@ -160,8 +175,8 @@ export function deployOutcomeJson (o: DeployOutcome): Record<string, unknown> {
   return out
 }
 
-export function recordDeployOutcome (tx: Queryable, id: string, o: DeployOutcome): Promise<Record<string, unknown> | null> {
-  return callJson(tx, 'record_deploy_outcome', { p_workflow_id: { value: id, cast: 'uuid' }, p_outcome: json(deployOutcomeJson(o)) })
+export function recordDeployOutcome (tx: Queryable, userId: string | null, id: string, o: DeployOutcome): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'record_deploy_outcome', { p_workflow_id: { value: id, cast: 'uuid' }, p_outcome: json(deployOutcomeJson(o)), p_user_id: { value: userId, cast: 'uuid' } })
 }
 
 /** update_workflow_definition's p_changes: only the keys being changed. */
@@ -175,14 +190,15 @@ export function workflowChangesJson (c: WorkflowChanges): Record<string, unknown
   return out
 }
 
-export function updateWorkflowDefinition (tx: Queryable, id: string, c: WorkflowChanges, expectedVersion?: number): Promise<Record<string, unknown> | null> {
+export function updateWorkflowDefinition (tx: Queryable, userId: string, id: string, c: WorkflowChanges, expectedVersion?: number): Promise<Record<string, unknown> | null> {
   return callJson(tx, 'update_workflow_definition', {
     p_workflow_id: { value: id, cast: 'uuid' },
+    p_user_id: { value: userId, cast: 'uuid' },
     p_changes: json(workflowChangesJson(c)),
     p_expected_version: { value: expectedVersion ?? null, cast: 'integer' }
   })
 }
 
-export function setWorkflowActive (tx: Queryable, id: string, active: boolean): Promise<Record<string, unknown> | null> {
-  return callJson(tx, 'set_workflow_active', { p_workflow_id: { value: id, cast: 'uuid' }, p_active: { value: active, cast: 'boolean' } })
+export function setWorkflowActive (tx: Queryable, userId: string, id: string, active: boolean): Promise<Record<string, unknown> | null> {
+  return callJson(tx, 'set_workflow_active', { p_workflow_id: { value: id, cast: 'uuid' }, p_active: { value: active, cast: 'boolean' }, p_user_id: { value: userId, cast: 'uuid' } })
 }

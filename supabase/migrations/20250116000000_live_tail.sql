@@ -58,8 +58,8 @@ $$;
 -- live_tail_ingest: one tick's writes, fenced by p_epoch, in one transaction.
 -- p_items: n8n execution list items (as ingest_executions takes them, with "workflowId"); each is
 --   written to the row whose n8n_workflow_id is its workflowId (items of n8n workflows no row owns
---   are ignored and counted in "ignored"), through ingest_scan_batch (non-final jobs): the same
---   ledger rules as a sync (exact counts, a final status never reverts), no stop point moves.
+--   are ignored and counted in "ignored"), through ingest_executions: the same ledger rules as a
+--   sync (exact counts, a final status never reverts), without moving any stop point.
 -- p_vanished: [{"workflowId", "id"}] open executions n8n answered 404 for.
 -- p_state: {"frontier": "123", "backfilled": true, "cleanup_at": ts} (each optional): the tail's
 --   state moves with the writes it describes. A frontier never moves down.
@@ -88,7 +88,6 @@ declare
   v_written integer := 0;
   v_matched integer := 0;
   v_owned jsonb := '[]'::jsonb;
-  v_batch jsonb;
   r record;
   v_res jsonb;
 begin
@@ -107,42 +106,23 @@ begin
                                  union select e ->> 'workflowId' from jsonb_array_elements(v_vanished) e)
      order by m.id
        for update;
-    -- Items grouped by workflowId once (linear in the items), joined to the rows owning them, and
-    -- written set-based by the instance scan's ingest_scan_batch (non-final jobs: the same ledger
-    -- rules, no stop point moves).
-    with g as (
-      select e ->> 'workflowId' as wf, jsonb_agg(e order by ord) as items
-        from jsonb_array_elements(v_items) with ordinality as t(e, ord)
-       group by 1
-    )
-    select coalesce(jsonb_agg(jsonb_build_object('workflow_id', m.id, 'executions', g.items, 'final', false) order by m.id), '[]'::jsonb),
-           coalesce(sum(jsonb_array_length(g.items)), 0),
-           coalesce(jsonb_agg(to_jsonb(m.n8n_workflow_id)), '[]'::jsonb)
-      into v_batch, v_matched, v_owned
-      from public.mvp_workflows m
-      join g on g.wf = m.n8n_workflow_id
-     where m.n8n_workflow_id in (select wf from g);
-    if jsonb_array_length(v_batch) > 0 then
-      for r in select value as res from jsonb_array_elements(public.ingest_scan_batch(v_batch, p_synced_at, '{}'::jsonb)) loop
-        v_inserted := v_inserted + (r.res ->> 'inserted')::integer;
-        v_updated := v_updated + (r.res ->> 'updated')::integer;
-        if (r.res ->> 'workflow_written')::boolean then
-          v_written := v_written + 1;
-        end if;
-      end loop;
-    end if;
-    -- Open runs n8n no longer knows (rare): one ingest_executions each workflow.
     for r in
-      select m.id, m.n8n_workflow_id, v.ids
-        from (select e ->> 'workflowId' as wf, jsonb_agg(e ->> 'id') as ids
-                from jsonb_array_elements(v_vanished) e group by 1) v
-        join public.mvp_workflows m on m.n8n_workflow_id = v.wf
+      select m.id, m.n8n_workflow_id,
+             coalesce((select jsonb_agg(e order by ord) from jsonb_array_elements(v_items) with ordinality as t(e, ord)
+                        where e ->> 'workflowId' = m.n8n_workflow_id), '[]'::jsonb) as items,
+             coalesce((select jsonb_agg(e ->> 'id') from jsonb_array_elements(v_vanished) e
+                        where e ->> 'workflowId' = m.n8n_workflow_id), '[]'::jsonb) as vanished
+        from public.mvp_workflows m
+       where m.n8n_workflow_id in (select e ->> 'workflowId' from jsonb_array_elements(v_items) e
+                                   union select e ->> 'workflowId' from jsonb_array_elements(v_vanished) e)
        order by m.id
     loop
-      v_res := public.ingest_executions(r.id, '[]'::jsonb, p_synced_at, jsonb_build_object('vanished', r.ids));
-      if not v_owned @> to_jsonb(r.n8n_workflow_id) then
-        v_owned := v_owned || to_jsonb(r.n8n_workflow_id);
-      end if;
+      v_matched := v_matched + jsonb_array_length(r.items);
+      v_owned := v_owned || to_jsonb(r.n8n_workflow_id);
+      v_res := public.ingest_executions(r.id, r.items, p_synced_at,
+        case when jsonb_array_length(r.vanished) > 0 then jsonb_build_object('vanished', r.vanished) else '{}'::jsonb end);
+      v_inserted := v_inserted + (v_res ->> 'inserted')::integer;
+      v_updated := v_updated + (v_res ->> 'updated')::integer;
       if (v_res ->> 'workflow_written')::boolean then
         v_written := v_written + 1;
       end if;

@@ -9,6 +9,7 @@ export interface SseEvent {
 
 export interface SseStream {
   status: number
+  /** Every event received (unless an onEvent callback takes them). */
   events: SseEvent[]
   /** Resolves when the server ends the stream (or it is closed). */
   done: Promise<void>
@@ -16,7 +17,7 @@ export interface SseStream {
   close(): void
 }
 
-export async function openSse (base: string, headers: Record<string, string>, lastEventId?: string | number): Promise<SseStream> {
+export async function openSse (base: string, headers: Record<string, string>, lastEventId?: string | number, onEvent?: (e: SseEvent) => void): Promise<SseStream> {
   const controller = new AbortController()
   const h: Record<string, string> = { ...headers, accept: 'text/event-stream' }
   if (lastEventId !== undefined) h['last-event-id'] = String(lastEventId)
@@ -47,7 +48,11 @@ export async function openSse (base: string, headers: Record<string, string>, la
             else if (line.startsWith('event: ')) event = line.slice(7)
             else if (line.startsWith('data: ')) data.push(line.slice(6))
           }
-          if (data.length > 0 || id !== undefined) stream.events.push({ id, event, data: data.join('\n') })
+          if (data.length > 0 || id !== undefined) {
+            const e = { id, event, data: data.join('\n') }
+            if (onEvent) onEvent(e)
+            else stream.events.push(e)
+          }
         }
       }
     } catch {

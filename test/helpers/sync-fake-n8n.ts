@@ -23,6 +23,8 @@ export interface FakeWorkflow {
   id: string
   name: string
   active: boolean
+  /** Served as n8n's staticData (the service's ownership marker lives here). */
+  staticData?: Record<string, unknown> | null
 }
 
 export interface Call {
@@ -52,8 +54,8 @@ export class FakeN8n {
   #seq = 0
   #clock = Date.parse('2025-01-01T00:00:00Z')
 
-  addWorkflow (id: string, name: string, active = false): FakeWorkflow {
-    const wf = { id, name, active }
+  addWorkflow (id: string, name: string, active = false, staticData: Record<string, unknown> | null = null): FakeWorkflow {
+    const wf = { id, name, active, staticData }
     this.workflows.set(id, wf)
     return wf
   }
@@ -254,7 +256,7 @@ export class FakeN8n {
       nodes: [],
       connections: {},
       settings: {},
-      staticData: null,
+      staticData: w.staticData ?? null,
       createdAt: '2025-01-01T00:00:00.000Z',
       updatedAt: '2025-01-01T00:00:00.000Z',
       tags: []

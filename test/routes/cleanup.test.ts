@@ -16,7 +16,8 @@ t.test('cleanup: orphans past the grace period go, everything else stays; retent
   const u = await testUser()
   const prefix = `[USR-${u.id.replace(/-/g, '').slice(0, 8)}]`
   // an owned workflow (row has its n8n id), and a pending row whose create is in flight (marker)
-  const owned = await h.db.withUser({ sub: u.id, role: 'authenticated' }, async (tx) => {
+  // (as the service: status, n8n ids and counts are the service's to write)
+  const owned = await h.db.asService(async (tx) => {
     const a = await tx.query<{ id: string }>("insert into mvp_workflows (user_id, name, status, n8n_workflow_id, execution_count, successful_executions) values ($1, 'owned', 'deployed', 'n-owned', 7, 7) returning id", [u.id])
     const b = await tx.query<{ id: string }>("insert into mvp_workflows (user_id, name, status) values ($1, 'in flight', 'pending') returning id", [u.id])
     return { ownedId: a.rows[0]!.id, pendingId: b.rows[0]!.id }

@@ -105,13 +105,14 @@ t.test('in SQL, as authenticated with B\'s claims, A\'s rows can be neither read
     t.equal((await tx.query('update public.mvp_workflows set name = \'pwned\' where user_id = $1', [A.id])).rowCount, 0, 'update by user_id')
     t.equal((await tx.query('delete from public.mvp_workflows where id = $1', [a2.id])).rowCount, 0, 'delete by id')
     t.equal((await tx.query('delete from public.mvp_workflows where user_id = $1', [A.id])).rowCount, 0, 'delete by user_id')
-    t.equal((await tx.query('update public.workflow_executions set status = \'error\'')).rowCount, 0, 'update executions')
-    t.equal((await tx.query('delete from public.idempotency_keys')).rowCount, 0, 'delete idempotency keys')
   })
+  // the service's tables are not writable with a user's token at all (trust model)
+  await t.rejects(h.db.withUser(asB, (tx) => tx.query('update public.workflow_executions set status = \'error\'')), { code: '42501' }, 'update executions')
+  await t.rejects(h.db.withUser(asB, (tx) => tx.query('delete from public.idempotency_keys')), { code: '42501' }, 'delete idempotency keys')
   await t.rejects(h.db.withUser(asB, (tx) => tx.query('insert into public.mvp_workflows (user_id, name) values ($1, \'planted\')', [A.id])),
     { code: '42501', message: /row-level security/ }, 'insert with A\'s user_id')
   await t.rejects(h.db.withUser(asB, (tx) => tx.query('update public.mvp_workflows set user_id = $1 where id = $2', [A.id, b1.id])),
-    { code: '42501', message: /row-level security/ }, 'moving an own row to A')
+    { code: '42501', message: /permission denied/ }, 'moving an own row to A (user_id is not the user\'s to write)')
   await t.rejects(h.db.withUser(asB, (tx) => tx.query('insert into public.sync_logs (user_id, sync_type, status) values ($1, \'manual\', \'success\')', [A.id])),
     { code: '42501' }, 'sync log for A')
   await t.rejects(h.db.withUser(asB, (tx) => tx.query(`insert into public.workflow_executions (workflow_id, user_id, n8n_execution_id, n8n_workflow_id, status)

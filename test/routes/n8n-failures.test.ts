@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
 import { assertProblem, nockedTestApp } from '../helpers/http.ts'
-import { API, expectCreate, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
+import { API, expectCreate, expectGet, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
 
 const { h, inject, seen, unmatched } = await nockedTestApp(t)
 
@@ -122,6 +122,7 @@ t.test('PATCH of a deployed workflow with n8n down → 200, the change kept, pen
   const w = (await inject({ method: 'POST', url: '/workflows', headers: u.auth, payload: { name: 'v1', nodes: [trigger] } })).json()
   t.ok(c.scope.isDone())
   // PUT is idempotent: retried once (N8N_RETRIES=1), then given up.
+  expectGet('n8n-dep-1')
   const down = n8n().put(`${API}/workflows/n8n-dep-1`).times(2).replyWithError(new Error('ECONNREFUSED'))
   const res = await inject({ method: 'PATCH', url: `/workflows/${w.id}`, headers: u.auth, payload: { name: 'v2' } })
   t.equal(res.statusCode, 200, res.body)
@@ -140,6 +141,7 @@ t.test('slow PUT on PATCH: timed out twice (one retry) → pending with last_err
   const c = expectCreate('n8n-slow-put')
   const w = (await inject({ method: 'POST', url: '/workflows', headers: u.auth, payload: { name: 'slowput', nodes: [trigger] } })).json()
   t.ok(c.scope.isDone())
+  expectGet('n8n-slow-put')
   const slow = n8n().put(`${API}/workflows/n8n-slow-put`).times(2).reply(slowly(n8nWorkflow('n8n-slow-put')))
   const res = await inject({ method: 'PATCH', url: `/workflows/${w.id}`, headers: u.auth, payload: { description: 'slow' } })
   t.equal(res.statusCode, 200, res.body)
@@ -152,6 +154,7 @@ t.test('n8n rate limiting on activate → 503 with Retry-After', async (t) => {
   const c = expectCreate('n8n-429')
   const w = (await inject({ method: 'POST', url: '/workflows', headers: u.auth, payload: { name: 'rl', nodes: [trigger] } })).json()
   t.ok(c.scope.isDone())
+  expectGet('n8n-429')
   const limited = n8n().post(`${API}/workflows/n8n-429/activate`).times(2).reply(429, { message: 'slow down' }, { 'retry-after': '0' })
   const res = await inject({ method: 'POST', url: `/workflows/${w.id}/activate`, headers: u.auth })
   assertProblem(t, res, 503, 'n8n_unavailable')

@@ -4,7 +4,7 @@ import nock from 'nock'
 import { PgliteDatabase } from '../../src/db/pglite-database.ts'
 import { testUser } from '../helpers/app.ts'
 import { assertProblem, nockedTestApp } from '../helpers/http.ts'
-import { API, expectCreate, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
+import { API, expectCreate, expectGet, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
 
 const db = await PgliteDatabase.open(undefined)
 const { h, inject, unmatched } = await nockedTestApp(t, { db, migrate: true, cleanNockAfterEach: false })
@@ -63,6 +63,7 @@ t.test('create, list, get, patch, delete', async (t) => {
     t.equal((await tx.query('delete from public.mvp_workflows where user_id = $1', [u.id])).rowCount, 0)
   })
 
+  expectGet('pg-lite-0')
   const del = n8n().delete(`${API}/workflows/pg-lite-0`).reply(200, n8nWorkflow('pg-lite-0'))
   const res = await inject({ method: 'DELETE', url: `/workflows/${ids[0]}`, headers: u.auth })
   t.equal(res.statusCode, 204, res.body)

@@ -6,7 +6,7 @@ import { PgDatabase } from '../../src/db/pg-database.ts'
 import { buildTestApp, testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
 import { assertProblem, assertValidation, nockedTestApp } from '../helpers/http.ts'
-import { API, expectActivate, expectCreate, expectDeactivate, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
+import { API, expectActivate, expectCreate, expectDeactivate, expectGet, expectUpdate, holds, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
 
 const { h, inject, seen, unmatched } = await nockedTestApp(t, { env: { BODY_LIMIT_BYTES: '16384' } })
 
@@ -128,7 +128,7 @@ t.test('GET /workflows/:id', async (t) => {
   const w = await createDeployed(u, 'n8n-get-1')
   const res = await inject({ method: 'GET', url: `/workflows/${w.id}`, headers: u.auth })
   t.equal(res.statusCode, 200)
-  t.equal(res.headers.etag, '"1"')
+  t.match(res.headers.etag, /^"1\.[A-Za-z0-9_-]+"$/, 'ETag: the version and a digest of the answer')
   t.equal(res.json().id, w.id)
   const missing = assertProblem(t, await inject({ method: 'GET', url: '/workflows/00000000-0000-4000-8000-000000000000', headers: u.auth }), 404, 'not_found')
   t.equal(missing.detail, 'No workflow with this id')
@@ -271,7 +271,7 @@ t.test('PATCH /workflows/:id: If-Match, version, n8n PUT with the new definition
 t.test('PATCH of a workflow n8n lost recreates it there', async (t) => {
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-lost-1')
-  const gone = n8n().put(`${API}/workflows/n8n-lost-1`).reply(404, { message: 'Not Found' })
+  const gone = n8n().get(`${API}/workflows/n8n-lost-1`).reply(404, { message: 'Not Found' })
   const search = n8n().get(`${API}/workflows`).query(true).reply(200, { data: [], nextCursor: null })
   const c = expectCreate('n8n-lost-2')
   const res = await inject({ method: 'PATCH', url: `/workflows/${w.id}`, headers: u.auth, payload: { description: 'again' } })
@@ -284,6 +284,7 @@ t.test('PATCH of a workflow n8n lost recreates it there', async (t) => {
 t.test('DELETE /workflows/:id removes it from n8n first, then the row', async (t) => {
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-del-1')
+  expectGet('n8n-del-1')
   const del = n8n().delete(`${API}/workflows/n8n-del-1`).reply(200, n8nWorkflow('n8n-del-1'))
   const res = await inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: u.auth })
   t.equal(res.statusCode, 204, res.body)
@@ -297,6 +298,7 @@ t.test('DELETE /workflows/:id removes it from n8n first, then the row', async (t
 t.test('DELETE: n8n 404 counts as gone → 204', async (t) => {
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-del-404')
+  expectGet('n8n-del-404')
   const del = n8n().delete(`${API}/workflows/n8n-del-404`).reply(404, { message: 'Not Found' })
   const res = await inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: u.auth })
   t.equal(res.statusCode, 204, res.body)
@@ -308,6 +310,7 @@ t.test('DELETE: n8n down → 503 and the row is kept', async (t) => {
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-del-down')
   // DELETE is idempotent, so the client retries (N8N_RETRIES=1): two attempts.
+  expectGet('n8n-del-down')
   const del = n8n().delete(`${API}/workflows/n8n-del-down`).times(2).replyWithError(new Error('connect ECONNREFUSED'))
   const res = await inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: u.auth })
   const body = assertProblem(t, res, 503, 'n8n_unavailable')
@@ -317,6 +320,7 @@ t.test('DELETE: n8n down → 503 and the row is kept', async (t) => {
   t.equal(still.statusCode, 200)
   t.equal(still.json().n8n_workflow_id, 'n8n-del-down')
   // n8n back: the delete goes through.
+  expectGet('n8n-del-down')
   const again = n8n().delete(`${API}/workflows/n8n-del-down`).reply(200, n8nWorkflow('n8n-del-down'))
   t.equal((await inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: u.auth })).statusCode, 204)
   t.ok(again.isDone())
@@ -347,6 +351,7 @@ t.test('activate: n8n says "no trigger" → 422 with n8n\'s message, the row sta
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-act-422', { nodes: [{ name: 'Set', type: 'n8n-nodes-base.set' }] })
   const message = 'Workflow has no node to start the workflow - at least one trigger, poller or webhook node is required'
+  expectGet('n8n-act-422')
   const act = n8n().post(`${API}/workflows/n8n-act-422/activate`).reply(400, { message })
   const res = await inject({ method: 'POST', url: `/workflows/${w.id}/activate`, headers: u.auth })
   const body = assertProblem(t, res, 422, 'n8n_rejected')
@@ -360,6 +365,7 @@ t.test('activate: n8n says "no trigger" → 422 with n8n\'s message, the row sta
 t.test('activate: n8n\'s message is shown, the API key inside it is not', async (t) => {
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-act-key')
+  expectGet('n8n-act-key')
   const act = n8n().post(`${API}/workflows/n8n-act-key/activate`).reply(400, { message: `invalid header X-N8N-API-KEY=${N8N_API_KEY}` })
   const body = assertProblem(t, await inject({ method: 'POST', url: `/workflows/${w.id}/activate`, headers: u.auth }), 422, 'n8n_rejected')
   t.match(String(body.detail), /\[redacted\]/)
@@ -369,6 +375,7 @@ t.test('activate: n8n\'s message is shown, the API key inside it is not', async 
 t.test('activate: n8n down → 503, the row unchanged', async (t) => {
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-act-down')
+  expectGet('n8n-act-down')
   const act = n8n().post(`${API}/workflows/n8n-act-down/activate`).times(2).reply(503, { message: 'maintenance' })
   assertProblem(t, await inject({ method: 'POST', url: `/workflows/${w.id}/activate`, headers: u.auth }), 503, 'n8n_unavailable')
   t.ok(act.isDone())
@@ -400,6 +407,7 @@ t.test('n8n answering something that is not a workflow → the row pending with 
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-500-shape')
   // n8n answers 200 with something that is not a workflow: a 502 n8n_error, not a crash.
+  expectGet('n8n-500-shape')
   const up = n8n().put(`${API}/workflows/n8n-500-shape`).reply(200, { hello: 'world' })
   const res = await inject({ method: 'PATCH', url: `/workflows/${w.id}`, headers: u.auth, payload: { name: 'x' } })
   t.equal(res.statusCode, 200, res.body)
@@ -445,9 +453,11 @@ t.test('DELETE and activate: n8n answering 500 → 502 n8n_error, the row kept',
   const u = await testUser()
   const w = await createDeployed(u, 'n8n-502')
   // Idempotent calls are retried once on a 500.
+  expectGet('n8n-502')
   const del = n8n().delete(`${API}/workflows/n8n-502`).times(2).reply(500, { message: 'Internal error' })
   assertProblem(t, await inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: u.auth }), 502, 'n8n_error')
   t.ok(del.isDone())
+  expectGet('n8n-502')
   const act = n8n().post(`${API}/workflows/n8n-502/activate`).times(2).reply(500, { message: 'Internal error' })
   assertProblem(t, await inject({ method: 'POST', url: `/workflows/${w.id}/activate`, headers: u.auth }), 502, 'n8n_error')
   t.ok(act.isDone())

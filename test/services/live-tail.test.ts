@@ -32,14 +32,16 @@ type Counts = { execution_count: number, successful_executions: number, failed_e
 interface Wf { id: string, n8nId: string, userId: string }
 
 let wfCounter = 0
-async function newWorkflow (fake: FakeN8n, userId: string = randomUUID()): Promise<Wf> {
+/** A row and its n8n workflow, which carries the row's marker and the owner's prefix (unless `marker: false`). */
+async function newWorkflow (fake: FakeN8n, userId: string = randomUUID(), opts: { marker?: boolean } = {}): Promise<Wf> {
   const n8nId = `tw${++wfCounter}${randomUUID().slice(0, 6)}`
-  fake.addWorkflow(n8nId, `[USR-${userId.replace(/-/g, '').slice(0, 8)}] flow ${wfCounter}`)
   const res = await db.query<{ id: string }>(
     `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id)
      values ($1, $2, 'deployed', false, $3) returning id`, [userId, `flow ${wfCounter}`, n8nId])
   const id = res.rows[0]?.id
   if (!id) throw new Error('insert failed')
+  fake.addWorkflow(n8nId, `[USR-${userId.replace(/-/g, '').slice(0, 8)}] flow ${wfCounter}`, false,
+    opts.marker === false ? null : { workflow_sync: { row_id: id, user_id: userId } })
   return { id, n8nId, userId }
 }
 
@@ -193,6 +195,24 @@ t.test('a burst over several pages is counted exactly once, executions of workfl
   tt.equal(await ledgerDuplicates(), 0, 'no duplicate ledger rows')
   const foreign = await db.query<{ n: number }>("select count(*)::int as n from workflow_executions where n8n_workflow_id = 'foreign1'")
   tt.equal(foreign.rows[0]?.n, 0, 'nothing of the foreign workflow in the ledger')
+})
+
+t.test('executions of an n8n workflow that is not the row\'s own (no marker) are not counted', async (tt) => {
+  await resetTail()
+  const fake = useFake(tt)
+  const mine = await newWorkflow(fake)
+  const stray = await newWorkflow(fake, randomUUID(), { marker: false })
+  const h = harness(tt)
+  h.tail.start()
+  await until('tailing', () => h.tail.status().state === 'tailing')
+  fake.runMany(mine.n8nId, 4, 'success')
+  fake.runMany(stray.n8nId, 6, 'success')
+  await until('mine counted', async () => (await counts(mine.id)).execution_count === 4)
+  await h.nextTicks(3)
+  tt.same(await counts(mine.id), fake.truth(mine.n8nId))
+  tt.same(await counts(stray.id), { execution_count: 0, successful_executions: 0, failed_executions: 0 }, 'the row whose n8n workflow lacks its marker counts nothing')
+  const rows = await db.query<{ n: number }>('select count(*)::int as n from workflow_executions where workflow_id = $1', [stray.id])
+  tt.equal(rows.rows[0]?.n, 0, 'and has no ledger rows')
 })
 
 t.test('a run hidden while running is counted once when it finishes, also below the frontier', async (tt) => {

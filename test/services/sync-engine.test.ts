@@ -41,6 +41,9 @@ async function newWorkflow (fake: FakeN8n, u: User, opts: { active?: boolean, n8
     [u.id, `flow ${wfCounter}`, opts.status ?? 'deployed', opts.active ?? false, n8nId])
   const id = res.rows[0]?.id
   if (!id) throw new Error('insert failed')
+  // n8n's copy carries the row's marker, as a deploy leaves it: the engine acts only on those.
+  const wf = fake.workflows.get(n8nId)
+  if (wf) wf.staticData = { workflow_sync: { row_id: id, user_id: u.id } }
   return { id, n8nId }
 }
 
@@ -147,7 +150,7 @@ t.test('counts equal n8n over several pages and every status; a run hidden at th
 
   const e = engine()
   const r1 = await e.syncUser(u.scope)
-  tt.equal(r1.status, 'success')
+  tt.equal(r1.status, 'success', JSON.stringify(r1.errors))
   tt.equal(r1.workflows_synced, 2)
   tt.equal(fake.executionCalls(big.n8nId).length, 3, 'the 604 visible executions of the big workflow take 3 pages of 250')
   tt.equal(r1.executions_ingested, 604 + 1 + 20, 'every visible execution, the running one from the running list, and the small workflow')
@@ -599,9 +602,9 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   tt.equal((await ledgerRows(b.id)).total, 0)
   await tt.rejects(e.listExecutions(alice.scope, b.id), { code: 'not_found' })
 
-  // the same store function under alice's RLS cannot reach bob's workflow
+  // the store function is not executable with a user's token at all (trust model: service_role only)
   await tt.rejects(db.withUser({ sub: alice.id, role: 'authenticated' }, (tx) =>
-    tx.query("select public.ingest_executions($1, '[]'::jsonb, now(), '{}'::jsonb)", [b.id])), /not found/)
+    tx.query("select public.ingest_executions($1, '[]'::jsonb, now(), '{}'::jsonb)", [b.id])), { code: '42501' })
 
   const rb = await e.syncUser(bob.scope)
   tt.equal(rb.status, 'success')

@@ -8,10 +8,11 @@ import t from 'tap'
 import nock from 'nock'
 import { buildApp, loggerOptions } from '../../src/app.ts'
 import type { Config } from '../../src/config.ts'
+import { readMigrations } from '../../src/db/migrate.ts'
 import { TEST_CRON_SECRET, testConfig } from '../helpers/app.ts'
 import { createTestDatabase } from '../helpers/db.ts'
 import { assertProblem } from '../helpers/http.ts'
-import { API, expectActivate, expectCreate, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
+import { API, expectActivate, expectCreate, expectGet, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
 import { startPostgrestEmulator } from '../helpers/postgrest-emulator.ts'
 import { FakeN8n } from '../helpers/sync-fake-n8n.ts'
 import { mintUserToken, nowSeconds, tamperSignature } from '../helpers/tokens.ts'
@@ -68,7 +69,8 @@ t.test('boots in Supabase mode and says so', async (t) => {
   t.notOk(app.hasDecorator('db') && (app as unknown as { db?: unknown }).db, 'no Postgres handle in this mode')
   const text = logs.join('')
   t.match(text, /Supabase mode: SUPABASE_URL and SUPABASE_ANON_KEY are set and DATABASE_URL is not/)
-  t.match(text, /"schema_version":"20250112000000"/)
+  t.match(text, new RegExp(`"schema_version":"${(await readMigrations()).at(-1)!.version}"`))
+  t.match(text, /user reads go with the caller's token; deploy outcomes, sync results, idempotency records and locks are recorded with SUPABASE_SERVICE_ROLE_KEY/)
   t.notMatch(text, /SUPABASE_SERVICE_ROLE_KEY is not set/, 'no warning: the service-role key is set')
   t.match(text, /HS256 tokens are verified by Supabase Auth/)
   const ready = await app.inject({ method: 'GET', url: '/ready' })
@@ -116,6 +118,7 @@ t.test('workflow routes through supabase-js, under the caller\'s token', async (
   t.match(activated.json(), { active: true, version: 3 })
   t.ok(act.isDone())
 
+  expectGet('sb-n8n-1')
   const del = n8n().delete(`${API}/workflows/sb-n8n-1`).reply(200, n8nWorkflow('sb-n8n-1'))
   assertProblem(t, await app.inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: b.auth }), 404, 'not_found')
   t.equal((await app.inject({ method: 'DELETE', url: `/workflows/${w.id}`, headers: a.auth })).statusCode, 204)
@@ -124,8 +127,16 @@ t.test('workflow routes through supabase-js, under the caller\'s token', async (
 
   const mine = emu.requests.slice(before).filter((r) => r.path.startsWith('/rest/v1/'))
   t.ok(mine.length > 10)
-  t.ok(mine.every((r) => r.apikey === emu.anonKey && r.role === 'authenticated'), 'user routes never use the service-role key')
-  t.ok(mine.every((r) => r.authorization === `Bearer ${r.sub === a.id ? a.token : b.token}`), 'each request carries its caller\'s token')
+  // The trust model: reads (and a user's delete of their own row) go with the caller's token;
+  // what the service records goes with its key, to the write functions only service_role may run.
+  const asUser = mine.filter((r) => r.role === 'authenticated')
+  const asService = mine.filter((r) => r.role === 'service_role')
+  t.equal(asUser.length + asService.length, mine.length, 'every request is the caller\'s or the service\'s')
+  t.ok(asUser.length > 5 && asService.length > 5, `${asUser.length} user requests, ${asService.length} service writes`)
+  t.ok(asUser.every((r) => r.apikey === emu.anonKey && r.authorization === `Bearer ${r.sub === a.id ? a.token : b.token}`), 'each user request carries its caller\'s token')
+  t.ok(asUser.every((r) => r.method === 'GET' || r.method === 'DELETE' || ['/rest/v1/rpc/list_sync_targets', '/rest/v1/rpc/workflows_with_open_rows', '/rest/v1/rpc/sync_log_stats'].includes(r.path)), 'users only read (and delete their own rows)')
+  t.ok(asService.every((r) => r.apikey === emu.serviceKey && r.method === 'POST' && r.path.startsWith('/rest/v1/rpc/')), 'the service records through its write functions')
+  t.ok(asService.every((r) => { const u = (r.body as { p_user_id?: unknown } | null)?.p_user_id; return u === undefined || u === a.id }), 'acting for the caller (A), never for B')
 })
 
 t.test('auth: verified by Supabase Auth (no secret configured), cached until exp', async (t) => {
@@ -165,6 +176,7 @@ t.test('sync and cron routes through supabase-js (service role for cron)', async
   const n8nId = `sbwf-${randomUUID().slice(0, 8)}`
   fake.addWorkflow(n8nId, `[USR-${u.id.replace(/-/g, '').slice(0, 8)}] synced`, false)
   const wf = (await tdb.db.query<{ id: string }>("insert into public.mvp_workflows (user_id, name, status, n8n_workflow_id) values ($1, 'synced', 'deployed', $2) returning id", [u.id, n8nId])).rows[0]!.id
+  fake.workflows.get(n8nId)!.staticData = { workflow_sync: { row_id: wf, user_id: u.id } }
   fake.runMany(n8nId, 3, (i) => (i === 1 ? 'error' : 'success'))
   const sync = await app.inject({ method: 'POST', url: '/sync', headers: u.auth, payload: {} })
   t.equal(sync.statusCode, 200, sync.body)
@@ -205,6 +217,13 @@ t.test('without SUPABASE_SERVICE_ROLE_KEY: boot says so; cron routes answer 503,
   }
   const u = await user()
   t.equal((await noKey.inject({ method: 'GET', url: '/workflows', headers: u.auth })).statusCode, 200)
+  t.match(logs.slice(from).join(''), /without SUPABASE_SERVICE_ROLE_KEY, user writes, syncs and cron routes answer 503/)
+  // what the service would record needs its key: a clear 503, and nothing is written
+  const created = assertProblem(t, await noKey.inject({ method: 'POST', url: '/workflows', headers: u.auth, payload: { name: 'needs the key', nodes: [trigger], connections: {} } }), 503, 'database_unavailable')
+  t.match(String(created.detail), /SUPABASE_SERVICE_ROLE_KEY is not set: reads work, writes and syncs need it/)
+  const synced = assertProblem(t, await noKey.inject({ method: 'POST', url: '/sync', headers: u.auth, payload: {} }), 503, 'database_unavailable')
+  t.match(String(synced.detail), /SUPABASE_SERVICE_ROLE_KEY/)
+  t.equal((await tdb.db.query('select 1 from public.mvp_workflows where user_id = $1', [u.id])).rows.length, 0, 'nothing was written')
 })
 
 t.test('no key or token ever reached the logs or an answer', async (t) => {

@@ -4,8 +4,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { problems } from '../../schemas/problem.ts'
 import { executionListSchema, executionsQuery } from '../../schemas/sync.ts'
 import { executionStatsQuery, executionStatsSchema } from '../../schemas/stats.ts'
+import { conditionalGet } from './conditional.ts'
 import {
-  createWorkflowBody, idempotencyKeyHeader, ifMatchHeader, listWorkflowsQuery, updateWorkflowBody,
+  createWorkflowBody, idempotencyKeyHeader, ifMatchHeader, ifNoneMatchHeader, listWorkflowsQuery, updateWorkflowBody,
   workflowIdParams, workflowListSchema, workflowSchema
 } from '../../schemas/workflow.ts'
 
@@ -24,15 +25,20 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
   const security = [{ bearerAuth: [] }]
   const write = { rateLimit: { max: app.rateLimits.write, timeWindow: 60_000 } }
 
+  const notModified = z.null().describe('Not modified: If-None-Match names the current ETag')
+
   app.get('/workflows', {
     onRequest: app.authenticate,
+    onSend: conditionalGet,
     schema: {
       tags: ['workflows'],
       operationId: 'listWorkflows',
       summary: 'The caller\'s workflows, newest first (keyset pagination)',
+      description: 'Summaries without `nodes`, `connections` and `settings` unless `include=definition`. The answer carries an `ETag`; send it back as `If-None-Match` to get 304 (no body) while nothing on the page changed.',
       security,
+      headers: ifNoneMatchHeader,
       querystring: listWorkflowsQuery,
-      response: { 200: workflowListSchema, ...problems(400, 401, 403, 429, 500, 503) }
+      response: { 200: workflowListSchema, 304: notModified, ...problems(400, 401, 403, 429, 500, 503) }
     }
   }, async (request) => app.workflowService.list(request.scope!, request.query))
 
@@ -61,13 +67,16 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
 
   app.get('/workflows/:id', {
     onRequest: app.authenticate,
+    onSend: conditionalGet,
     schema: {
       tags: ['workflows'],
       operationId: 'getWorkflow',
       summary: 'One of the caller\'s workflows',
+      description: 'The `ETag` is `"<version>.<digest>"`: it changes with any field (counts too). `If-None-Match` with it answers 304 while nothing changed; as `If-Match` on PATCH it stands for the version.',
       security,
+      headers: ifNoneMatchHeader,
       params: workflowIdParams,
-      response: { 200: workflowSchema, ...problems(400, 401, 403, 404, 429, 500, 503) }
+      response: { 200: workflowSchema, 304: notModified, ...problems(400, 401, 403, 404, 429, 500, 503) }
     }
   }, async (request, reply) => {
     const w = await app.workflowService.get(request.scope!, request.params.id)
