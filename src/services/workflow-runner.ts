@@ -10,7 +10,7 @@ import type { Scope } from '../store/scope.ts'
 import { AppError } from './errors.ts'
 import type { N8nClient, N8nNode } from './n8n-client.ts'
 import { isN8nNotFound } from './n8n-client.ts'
-import { MARKER_KEY, n8nName } from './workflow-service.ts'
+import { identityOf, notOwnedReason } from './ownership.ts'
 
 export const WEBHOOK_NODE_TYPE = 'n8n-nodes-base.webhook'
 /** What the 422 names: the triggers this endpoint can run. */
@@ -76,11 +76,8 @@ export class WorkflowRunner {
       throw err
     }
     // Never act on an n8n workflow that is not the row's.
-    const marker = (wf.staticData as Record<string, unknown> | null | undefined)?.[MARKER_KEY] as { row_id?: unknown } | undefined
-    const prefix = n8nName(row.user_id, '').trim()
-    if (marker?.row_id !== row.id || !wf.name.startsWith(prefix)) {
-      throw new AppError('conflict', 'The n8n workflow recorded for this row does not carry its marker; redeploy it (POST /workflows/{id}/redeploy) before running it')
-    }
+    const notOwned = notOwnedReason(n8nId, row, identityOf(wf))
+    if (notOwned !== null) throw new AppError('conflict', notOwned)
     const hook = findWebhook(wf.nodes)
     if (hook === null) throw notRunnable(wf.nodes)
     if (!wf.active) throw new AppError('conflict', `The workflow is not active in n8n, so its webhook is not served: activate it (POST /workflows/${id}/activate), then run it`)
