@@ -365,3 +365,42 @@ t.test('stop() ends the loop and releases the lock; no timer is left', async (tt
   await until('the other one leads at once', () => b.tail.status().state === 'tailing', 3000)
   await b.tail.stop()
 })
+
+t.test('housekeeping on the leader: cleanup on its schedule (kept across leaders), pending deploys retried with backoff', async (tt) => {
+  await resetTail()
+  const fake = useFake(tt)
+  await newWorkflow(fake)
+  let cleanups = 0
+  const redeploys: string[] = []
+  const cleanup = { everyMs: 3_600_000, run: async () => { cleanups++ } }
+  // Rows left pending: wf-a deploys at its first retry; wf-b stays pending once (n8n still down), then deploys.
+  const stillPending = new Set(['wf-a', 'wf-b'])
+  const pending = {
+    everyMs: 20,
+    list: async () => [...stillPending],
+    redeploy: async (id: string) => {
+      redeploys.push(id)
+      if (id === 'wf-b' && redeploys.filter((x) => x === 'wf-b').length === 1) return 'pending'
+      stillPending.delete(id)
+      return 'deployed'
+    }
+  }
+  const a = harness(tt, { extra: { cleanup, pending } })
+  a.tail.start()
+  await until('cleanup ran', () => cleanups === 1)
+  await until('wf-b retried after its backoff', () => redeploys.filter((x) => x === 'wf-b').length === 2)
+  const stored = (await db.query<{ stored: boolean }>('select cleanup_at is not null as stored from live_tail_state')).rows[0]?.stored
+  tt.equal(stored, true, 'the cleanup time is stored with the tail state')
+  await a.nextTicks(3)
+  tt.equal(cleanups, 1, 'not again within its interval')
+  await a.tail.stop()
+  // A new leader keeps the schedule: no cleanup at its start.
+  const b = harness(tt, { extra: { cleanup } })
+  b.tail.start()
+  await until('b leads', () => b.tail.status().state === 'tailing')
+  await b.nextTicks(3)
+  tt.equal(cleanups, 1, 'the next leader does not clean up again before the interval')
+  tt.same(redeploys.filter((x) => x === 'wf-a'), ['wf-a'], 'wf-a retried once')
+  tt.equal(redeploys.filter((x) => x === 'wf-b').length, 2, 'wf-b retried until deployed')
+  tt.same([...stillPending], [])
+})
