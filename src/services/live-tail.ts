@@ -283,19 +283,23 @@ export class LiveTail {
     this.#pendingTop = this.#frontier
     this.#finalSeen = new Set()
     this.#open = new Map()
+    this.#identities = new Map()
     this.#errors = 0
     this.#lastGoodTickStart = null
     this.#cleanupAt = claimed.cleanup_at === null ? null : Date.parse(claimed.cleanup_at)
     this.#log.info({ epoch: claimed.epoch, frontier: claimed.frontier, holder: this.#holder }, 'live tail: leading')
     let backfilled = claimed.backfilled
     let loaded = false
+    let identityLoad: Promise<void> | null = null
     try {
       while (!this.#stopping) {
         const started = this.#now()
         try {
           if (!loaded) {
             await this.#loadOpen()
-            await this.#loadIdentities()
+            // In the background: a new leader ticks at once (unknown ids are asked for one by one
+            // meanwhile), so a takeover is not held up by listing every workflow.
+            identityLoad ??= this.#loadIdentities().catch((err: unknown) => { this.#log.warn({ err }, 'live tail: listing the workflows\' markers failed; they are read one by one') })
             loaded = true
           }
           if (this.#frontier === null || !backfilled) {
@@ -324,6 +328,7 @@ export class LiveTail {
       }
     } finally {
       await this.#housekeeping?.catch(() => {})
+      await identityLoad
       this.#setStandby()
     }
   }
@@ -357,10 +362,11 @@ export class LiveTail {
    */
   async #loadIdentities (): Promise<void> {
     const now = this.#now()
-    this.#identities.clear()
     this.#opts.onN8nCall?.()
     for await (const wf of this.#n8n.iterateWorkflows({ name: '[USR-', limit: PAGE })) {
-      this.#identities.set(wf.id, { ident: toIdentity(wf), at: now })
+      if (this.#stopping) return
+      const c = this.#identities.get(wf.id)
+      if (c === undefined || c.at < now) this.#identities.set(wf.id, { ident: toIdentity(wf), at: now })
     }
   }
 
@@ -387,7 +393,7 @@ export class LiveTail {
         }
       }
     }
-    await Promise.all(Array.from({ length: Math.min(8, missing.length) }, lane))
+    await Promise.all(Array.from({ length: Math.min(16, missing.length) }, lane))
     return out
   }
 
