@@ -44,7 +44,7 @@ const IDLE_S = num('BENCH_LIVE_IDLE_S', 20)
 const BURST = num('BENCH_LIVE_BURST', 5000)
 const SKIP = new Set((process.env.BENCH_LIVE_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean))
 // BACKFILL (issue 12b): set BENCH_LIVE_BACKFILL=1 to run the first-full-sync measurement at
-// 2,000 / 5,000 / 10,000 workflows. It is built and reported by issue 12b (bench/sync.ts does the
+// 2,000 / 5,000 / 10,000 workflows. It is built and reported by issue 12b (npm run bench:backfill, bench/backfill.ts, does the
 // same measurement for /sync/all); this file only leaves the spot for it.
 const BACKFILL = num('BENCH_LIVE_BACKFILL', 0) > 0
 
@@ -331,7 +331,7 @@ try {
   if (BACKFILL) {
     // ---- 12b: first full sync (backfill) at 2,000 / 5,000 / 10,000 workflows -----------------
     // Issue 12b measures it (time, peak RSS, 10k/5k ratio); not measured here.
-    line('backfill: measured by issue 12b (bench:sync); not part of this branch')
+    line('backfill: measured by issue 12b: npm run bench:backfill (bench/backfill.ts)')
   }
 } finally {
   for (const s of services) await s.stop().catch(() => {})
