@@ -185,6 +185,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/workflows/{id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run the workflow now, through its Webhook trigger in n8n
+         * @description n8n's public API cannot run a workflow; a workflow whose trigger is a Webhook node (`n8n-nodes-base.webhook`) is run by calling that webhook on n8n (N8N_WEBHOOK_URL), with the optional JSON body as the request body (POST/PUT/PATCH/DELETE webhooks; a GET webhook takes none). Answers 202 once n8n accepted the call; the execution then reaches the counts, `last_execution_*` and `/events` through the live tail. Any other trigger: 422 naming the runnable triggers. The workflow must be deployed and active (409 otherwise), and its n8n copy must carry the row's marker.
+         */
+        post: operations["runWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workflows/{id}/executions": {
         parameters: {
             query?: never;
@@ -839,6 +859,22 @@ export interface components {
         WorkflowList: {
             data: components["schemas"]["WorkflowListItem"][];
             next_cursor: string | null;
+        };
+        /** @description Sent to the webhook as its JSON body */
+        RunWorkflowBody: {
+            [key: string]: unknown;
+        };
+        RunResult: {
+            /** Format: uuid */
+            workflow_id: string;
+            n8n_workflow_id: string;
+            /** @description The trigger that was called: n8n-nodes-base.webhook */
+            trigger: string;
+            /** @description The HTTP method the webhook was called with */
+            method: string;
+            /** @description n8n's HTTP status for the webhook call */
+            n8n_status: number;
+            accepted_at: string;
         };
         DashboardConfig: {
             /**
@@ -1986,6 +2022,141 @@ export interface operations {
             };
             /** @description Unexpected error (internal) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description n8n or the database is unavailable (n8n_unavailable, database_unavailable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error (e.g. 405 method not allowed, 413, 415), as a problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    runWorkflow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workflow id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunWorkflowBody"] | null;
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunResult"];
+                };
+            };
+            /** @description Invalid input (validation_failed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid access token (invalid_token, token_expired) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated, but not allowed (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (also for another user's resource) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large (payload_too_large) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description n8n refused the workflow (n8n_rejected), with n8n's reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (rate_limited), see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (internal) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description n8n answered with an error (n8n_error) */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -177,6 +177,8 @@ VERSIONS.forEach((version, i) => {
       N8N_API_KEY: n8n.apiKey,
       CRON_SECRET,
       CLEANUP_GRACE_MINUTES: '0',
+      // this scenario checks what each /sync does: the live tail (test-e2e/live-tail.test.ts) is off
+      LIVE_SYNC_INTERVAL_MS: '0',
       // the scenario makes ~25 syncs and ~20 writes in a minute: keep the presets out of its way
       RATE_LIMIT_MAX: '60000'
     })

@@ -3,7 +3,7 @@
 // Its metrics join the app's registry.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Counter, Gauge } from 'prom-client'
+import { Counter, Gauge, Histogram } from 'prom-client'
 import { LiveTail } from '../services/live-tail.ts'
 import { serviceScope } from '../store/scope.ts'
 import { METRIC_PREFIX } from './metrics.ts'
@@ -30,6 +30,7 @@ async function liveTailPlugin (app: FastifyInstance, opts: LiveTailPluginOptions
   const ticks = new Counter({ name: `${METRIC_PREFIX}live_tail_ticks_total`, help: 'Live tail ticks on this replica as leader, by outcome (ok, error)', labelNames: ['outcome'] as const, registers })
   const calls = new Counter({ name: `${METRIC_PREFIX}live_tail_n8n_calls_total`, help: 'n8n API calls made by the live tail', registers })
   const errors = new Counter({ name: `${METRIC_PREFIX}live_tail_errors_total`, help: 'Failed live tail ticks (n8n or the database failed; the tail backs off)', registers })
+  const tickSeconds = new Histogram({ name: `${METRIC_PREFIX}live_tail_tick_duration_seconds`, help: 'Time of live tail ticks (n8n reads and the ledger write)', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers })
   const ingested = new Counter({ name: `${METRIC_PREFIX}live_tail_executions_ingested_total`, help: 'Ledger rows inserted or changed by the live tail', registers })
   const cleanupMs = app.config.CLEANUP_INTERVAL_MINUTES * 60_000
   const tail = new LiveTail({
@@ -47,6 +48,7 @@ async function liveTailPlugin (app: FastifyInstance, opts: LiveTailPluginOptions
     onN8nCall: () => calls.inc(),
     onTick: (info) => {
       ticks.labels(info.ok ? 'ok' : 'error').inc()
+      if (info.ok) tickSeconds.observe(info.durationMs / 1000)
       if (!info.ok) errors.inc()
       if (info.ingested > 0) {
         ingested.inc(info.ingested)

@@ -5,6 +5,7 @@ import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../services/sync-engine.ts'
 import type { SyncHooks } from '../services/sync-engine.ts'
 import { CleanupService } from '../services/cleanup.ts'
+import { WorkflowRunner } from '../services/workflow-runner.ts'
 import { ExecutionStatsService } from '../services/execution-stats.ts'
 import { serviceScope } from '../store/scope.ts'
 import { AppError } from '../services/errors.ts'
@@ -14,6 +15,7 @@ declare module 'fastify' {
     workflowService: WorkflowService
     syncEngine: SyncEngine
     cleanup: CleanupService
+    workflowRunner: WorkflowRunner
     executionStats: ExecutionStatsService
   }
 }
@@ -48,6 +50,12 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
   app.decorate('executionStats', new ExecutionStatsService({ store: app.store }))
+  app.decorate('workflowRunner', new WorkflowRunner({
+    store: app.store,
+    n8n: app.n8n,
+    webhookBaseUrl: app.config.n8nWebhookUrl,
+    timeoutMs: app.config.N8N_TIMEOUT_MS
+  }))
   app.decorate('cleanup', new CleanupService({
     store: app.store,
     n8n: app.n8n,

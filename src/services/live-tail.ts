@@ -55,12 +55,13 @@ import { randomUUID } from 'node:crypto'
 import type { Store } from '../store/store.ts'
 import { serviceScope } from '../store/scope.ts'
 import type { ExecutionInput } from '../store/sync-store.ts'
-import type { LiveTailState, LiveTailWrite } from '../store/live-tail-store.ts'
+import type { LiveTailWrite, TailIdentity } from '../store/live-tail-store.ts'
 import { AppError, isAppError } from './errors.ts'
 import { isN8nNotFound } from './n8n-client.ts'
+import { identityOf } from './ownership.ts'
 import type { N8nClient, N8nExecution } from './n8n-client.ts'
 
-export type TailN8n = Pick<N8nClient, 'listExecutions' | 'getExecution'>
+export type TailN8n = Pick<N8nClient, 'listExecutions' | 'getExecution' | 'iterateWorkflows' | 'getWorkflow'>
 
 type LogFn = (obj: object, msg?: string) => void
 export interface TailLogger { info: LogFn, warn: LogFn, error: LogFn, debug?: LogFn }
@@ -141,6 +142,8 @@ const FINAL = new Set(['success', 'error', 'crashed', 'canceled'])
 const ID_RE = /^[0-9]{1,18}$/
 const RUNNING_LIST_RETRY_MS = 10 * 60_000
 const OPEN_LOAD_LIMIT = 10_000
+// How long what n8n's copy of a workflow carries (name, marker) is trusted before it is asked again.
+const IDENTITY_TTL_MS = 10 * 60_000
 
 export function isFenced (err: unknown): boolean {
   return isAppError(err) && err.code === 'conflict' && err.message.startsWith('fenced')
@@ -180,6 +183,8 @@ export class LiveTail {
   #pendingNextCheck = 0
   #pendingBackoff = new Map<string, { attempts: number, nextAt: number }>()
   #housekeeping: Promise<void> | null = null
+  /** n8n workflow id → its name and marker (null: n8n has no such workflow), and when it was read. */
+  #identities = new Map<string, { ident: TailIdentity | null, at: number }>()
 
   constructor (opts: LiveTailOptions) {
     this.#store = opts.store
@@ -278,18 +283,23 @@ export class LiveTail {
     this.#pendingTop = this.#frontier
     this.#finalSeen = new Set()
     this.#open = new Map()
+    this.#identities = new Map()
     this.#errors = 0
     this.#lastGoodTickStart = null
     this.#cleanupAt = claimed.cleanup_at === null ? null : Date.parse(claimed.cleanup_at)
     this.#log.info({ epoch: claimed.epoch, frontier: claimed.frontier, holder: this.#holder }, 'live tail: leading')
     let backfilled = claimed.backfilled
     let loaded = false
+    let identityLoad: Promise<void> | null = null
     try {
       while (!this.#stopping) {
         const started = this.#now()
         try {
           if (!loaded) {
             await this.#loadOpen()
+            // In the background: a new leader ticks at once (unknown ids are asked for one by one
+            // meanwhile), so a takeover is not held up by listing every workflow.
+            identityLoad ??= this.#loadIdentities().catch((err: unknown) => { this.#log.warn({ err }, 'live tail: listing the workflows\' markers failed; they are read one by one') })
             loaded = true
           }
           if (this.#frontier === null || !backfilled) {
@@ -318,6 +328,7 @@ export class LiveTail {
       }
     } finally {
       await this.#housekeeping?.catch(() => {})
+      await identityLoad
       this.#setStandby()
     }
   }
@@ -341,6 +352,49 @@ export class LiveTail {
     const rows = await this.#store.liveTailOpenExecutions(serviceScope, OPEN_LOAD_LIMIT)
     const now = this.#now()
     for (const r of rows) this.#open.set(r.n8n_execution_id, { workflowId: r.n8n_workflow_id, status: r.status, owned: true, checks: 0, nextCheckAt: now })
+  }
+
+  /**
+   * Ownership (src/services/ownership.ts): the tail writes an execution only to the row whose
+   * marker n8n's copy of the workflow carries. Read for every `[USR-` workflow when a replica
+   * starts leading (one listing, ⌈n/250⌉ calls), then per workflow id when an unknown one shows up
+   * or its entry is older than IDENTITY_TTL_MS.
+   */
+  async #loadIdentities (): Promise<void> {
+    const now = this.#now()
+    this.#opts.onN8nCall?.()
+    for await (const wf of this.#n8n.iterateWorkflows({ name: '[USR-', limit: PAGE })) {
+      if (this.#stopping) return
+      const c = this.#identities.get(wf.id)
+      if (c === undefined || c.at < now) this.#identities.set(wf.id, { ident: toIdentity(wf), at: now })
+    }
+  }
+
+  async #identitiesFor (ids: Set<string>, counted: <T>(fn: () => Promise<T>) => Promise<T>): Promise<Record<string, TailIdentity>> {
+    const now = this.#now()
+    const out: Record<string, TailIdentity> = {}
+    const missing: string[] = []
+    for (const id of ids) {
+      const c = this.#identities.get(id)
+      if (c === undefined || now - c.at > IDENTITY_TTL_MS) missing.push(id)
+      else if (c.ident !== null) out[id] = c.ident
+    }
+    let next = 0
+    const lane = async (): Promise<void> => {
+      for (let id = missing[next++]; id !== undefined; id = missing[next++]) {
+        const wid = id
+        try {
+          const ident = toIdentity(await counted(() => this.#n8n.getWorkflow(wid)))
+          this.#identities.set(wid, { ident, at: now })
+          out[wid] = ident
+        } catch (err) {
+          if (!isN8nNotFound(err)) throw err
+          this.#identities.set(wid, { ident: null, at: now })
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(16, missing.length) }, lane))
+    return out
   }
 
   /** First start of a deployment: the frontier, then the full sync (see the header). */
@@ -460,9 +514,14 @@ export class LiveTail {
       }
     }
 
-    // 5. One fenced transaction: the items and the new frontier.
+    // 5. One fenced transaction: the items (of workflows whose n8n copy is a row's own) and the
+    // new frontier.
+    const wfIds = new Set<string>()
+    for (const e of items) if (e.workflowId) wfIds.add(e.workflowId)
+    for (const v of vanished) wfIds.add(v.workflowId)
+    const identities = wfIds.size === 0 ? {} : await this.#identitiesFor(wfIds, counted)
     const nextF = this.#pendingTop !== null && this.#pendingTop > F ? this.#pendingTop : null
-    const write: LiveTailWrite = { items, vanished, state: nextF === null ? {} : { frontier: nextF.toString() } }
+    const write: LiveTailWrite = { items, vanished, state: nextF === null ? {} : { frontier: nextF.toString() }, identities }
     let ingested = 0
     if (items.length > 0 || vanished.length > 0 || nextF !== null || now - this.#lastFence >= this.#fenceCheckMs()) {
       const r = await this.#store.liveTailIngest(serviceScope, epoch, write, new Date(now))
@@ -600,6 +659,11 @@ function toInput (e: N8nExecution): ExecutionInput {
     stoppedAt: e.stoppedAt,
     workflowId: e.workflowId
   }
+}
+
+function toIdentity (wf: { name: string, staticData?: Record<string, unknown> | null }): TailIdentity {
+  const i = identityOf(wf)
+  return { name: i.name, row_id: i.markerRowId, user_id: i.markerUserId }
 }
 
 function errorCode (err: unknown): string {

@@ -20,7 +20,11 @@ export interface LiveTailWrite {
   /** Open executions n8n answered 404 for. */
   vanished: Array<{ workflowId: string, id: string }>
   state: { frontier?: string, backfilled?: boolean, cleanup_at?: string }
+  /** n8n workflow id → what n8n's copy carries (name, staticData marker): the ownership check. */
+  identities?: Record<string, TailIdentity>
 }
+
+export interface TailIdentity { name: string, row_id: string | null, user_id: string | null }
 
 export interface LiveTailWriteResult {
   inserted: number
@@ -55,8 +59,8 @@ export async function liveTailClaim (tx: Queryable, holder: string): Promise<Liv
 
 export async function liveTailIngest (tx: Queryable, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult> {
   const res = await tx.query<{ r: LiveTailWriteResult }>(
-    'select public.live_tail_ingest($1::bigint, $2::jsonb, $3::jsonb, $4::timestamptz, $5::jsonb) as r',
-    [epoch, JSON.stringify(tailItems(write.items)), JSON.stringify(write.vanished), syncedAt.toISOString(), JSON.stringify(write.state)])
+    'select public.live_tail_ingest($1::bigint, $2::jsonb, $3::jsonb, $4::timestamptz, $5::jsonb, $6::jsonb) as r',
+    [epoch, JSON.stringify(tailItems(write.items)), JSON.stringify(write.vanished), syncedAt.toISOString(), JSON.stringify(write.state), JSON.stringify(write.identities ?? {})])
   const r = res.rows[0]?.r
   if (!r) throw new Error('live_tail_ingest returned nothing')
   return r

@@ -611,7 +611,8 @@ export class SupabaseStore implements Store {
       p_items: tailItems(write.items),
       p_vanished: write.vanished,
       p_synced_at: syncedAt.toISOString(),
-      p_state: write.state
+      p_state: write.state,
+      p_identities: write.identities ?? {}
     })
     if (r === null) throw new Error('live_tail_ingest returned nothing')
     return r

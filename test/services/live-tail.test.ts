@@ -32,16 +32,16 @@ type Counts = { execution_count: number, successful_executions: number, failed_e
 interface Wf { id: string, n8nId: string, userId: string }
 
 let wfCounter = 0
-async function newWorkflow (fake: FakeN8n, userId: string = randomUUID()): Promise<Wf> {
+/** A row and its n8n workflow, which carries the row's marker and the owner's prefix (unless `marker: false`). */
+async function newWorkflow (fake: FakeN8n, userId: string = randomUUID(), opts: { marker?: boolean } = {}): Promise<Wf> {
   const n8nId = `tw${++wfCounter}${randomUUID().slice(0, 6)}`
-  const wf = fake.addWorkflow(n8nId, `[USR-${userId.replace(/-/g, '').slice(0, 8)}] flow ${wfCounter}`)
   const res = await db.query<{ id: string }>(
     `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id)
      values ($1, $2, 'deployed', false, $3) returning id`, [userId, `flow ${wfCounter}`, n8nId])
   const id = res.rows[0]?.id
   if (!id) throw new Error('insert failed')
-  // The service counts only n8n workflows that carry this row's marker (and its owner's prefix).
-  wf.staticData = { workflow_sync: { row_id: id, user_id: userId } }
+  fake.addWorkflow(n8nId, `[USR-${userId.replace(/-/g, '').slice(0, 8)}] flow ${wfCounter}`, false,
+    opts.marker === false ? null : { workflow_sync: { row_id: id, user_id: userId } })
   return { id, n8nId, userId }
 }
 
@@ -156,15 +156,15 @@ t.test('first start backfills history; with nothing new each tick makes exactly 
   const versions = async () => (await db.query<{ v: string }>("select string_agg(xmin::text, ',' order by id) as v from mvp_workflows")).rows[0]?.v
   const before = await versions()
   const stateBefore = (await db.query<{ xmin: string }>('select xmin::text from live_tail_state')).rows[0]?.xmin
-  fake.resetCalls()
+  await h.nextTicks(1)
+  fake.resetCalls() // right after a tick ended: the next one starts an interval later
   const ticks = await h.nextTicks(5)
   const calls = [...fake.calls]
   tt.equal(ticks.length, 5)
   tt.ok(ticks.every((x) => x.ok && x.n8nCalls === 2 && x.ingested === 0), 'each tick: two n8n calls, nothing ingested')
-  // Calls of the 5 ticks (a sixth may have begun): pairs of running list, then instance list.
-  tt.ok(calls.length >= 10 && calls.length <= 12, `calls: ${calls.length}`)
+  tt.equal(calls.length, 10, 'ten n8n calls in five ticks')
   tt.ok(calls.every((c) => isRunningList(c) || isInstanceList(c)), 'only the running list and the newest page of the instance list')
-  tt.ok(calls.slice(0, 10).every((c, i) => (i % 2 === 0 ? isRunningList(c) : isInstanceList(c))), 'running list first, then the list')
+  tt.ok(calls.every((c, i) => (i % 2 === 0 ? isRunningList(c) : isInstanceList(c))), 'running list first, then the list')
   tt.equal(await versions(), before, 'no workflow row written')
   tt.equal((await db.query<{ xmin: string }>('select xmin::text from live_tail_state')).rows[0]?.xmin, stateBefore, 'no state write within the fence-check period')
 })
@@ -195,6 +195,24 @@ t.test('a burst over several pages is counted exactly once, executions of workfl
   tt.equal(await ledgerDuplicates(), 0, 'no duplicate ledger rows')
   const foreign = await db.query<{ n: number }>("select count(*)::int as n from workflow_executions where n8n_workflow_id = 'foreign1'")
   tt.equal(foreign.rows[0]?.n, 0, 'nothing of the foreign workflow in the ledger')
+})
+
+t.test('executions of an n8n workflow that is not the row\'s own (no marker) are not counted', async (tt) => {
+  await resetTail()
+  const fake = useFake(tt)
+  const mine = await newWorkflow(fake)
+  const stray = await newWorkflow(fake, randomUUID(), { marker: false })
+  const h = harness(tt)
+  h.tail.start()
+  await until('tailing', () => h.tail.status().state === 'tailing')
+  fake.runMany(mine.n8nId, 4, 'success')
+  fake.runMany(stray.n8nId, 6, 'success')
+  await until('mine counted', async () => (await counts(mine.id)).execution_count === 4)
+  await h.nextTicks(3)
+  tt.same(await counts(mine.id), fake.truth(mine.n8nId))
+  tt.same(await counts(stray.id), { execution_count: 0, successful_executions: 0, failed_executions: 0 }, 'the row whose n8n workflow lacks its marker counts nothing')
+  const rows = await db.query<{ n: number }>('select count(*)::int as n from workflow_executions where workflow_id = $1', [stray.id])
+  tt.equal(rows.rows[0]?.n, 0, 'and has no ledger rows')
 })
 
 t.test('a run hidden while running is counted once when it finishes, also below the frontier', async (tt) => {
@@ -346,4 +364,43 @@ t.test('stop() ends the loop and releases the lock; no timer is left', async (tt
   b.tail.start()
   await until('the other one leads at once', () => b.tail.status().state === 'tailing', 3000)
   await b.tail.stop()
+})
+
+t.test('housekeeping on the leader: cleanup on its schedule (kept across leaders), pending deploys retried with backoff', async (tt) => {
+  await resetTail()
+  const fake = useFake(tt)
+  await newWorkflow(fake)
+  let cleanups = 0
+  const redeploys: string[] = []
+  const cleanup = { everyMs: 3_600_000, run: async () => { cleanups++ } }
+  // Rows left pending: wf-a deploys at its first retry; wf-b stays pending once (n8n still down), then deploys.
+  const stillPending = new Set(['wf-a', 'wf-b'])
+  const pending = {
+    everyMs: 20,
+    list: async () => [...stillPending],
+    redeploy: async (id: string) => {
+      redeploys.push(id)
+      if (id === 'wf-b' && redeploys.filter((x) => x === 'wf-b').length === 1) return 'pending'
+      stillPending.delete(id)
+      return 'deployed'
+    }
+  }
+  const a = harness(tt, { extra: { cleanup, pending } })
+  a.tail.start()
+  await until('cleanup ran', () => cleanups === 1)
+  await until('wf-b retried after its backoff', () => redeploys.filter((x) => x === 'wf-b').length === 2)
+  const stored = (await db.query<{ stored: boolean }>('select cleanup_at is not null as stored from live_tail_state')).rows[0]?.stored
+  tt.equal(stored, true, 'the cleanup time is stored with the tail state')
+  await a.nextTicks(3)
+  tt.equal(cleanups, 1, 'not again within its interval')
+  await a.tail.stop()
+  // A new leader keeps the schedule: no cleanup at its start.
+  const b = harness(tt, { extra: { cleanup } })
+  b.tail.start()
+  await until('b leads', () => b.tail.status().state === 'tailing')
+  await b.nextTicks(3)
+  tt.equal(cleanups, 1, 'the next leader does not clean up again before the interval')
+  tt.same(redeploys.filter((x) => x === 'wf-a'), ['wf-a'], 'wf-a retried once')
+  tt.equal(redeploys.filter((x) => x === 'wf-b').length, 2, 'wf-b retried until deployed')
+  tt.same([...stillPending], [])
 })

@@ -10,6 +10,16 @@ import {
   workflowIdParams, workflowListSchema, workflowSchema
 } from '../../schemas/workflow.ts'
 
+const runWorkflowBody = z.record(z.string(), z.unknown()).describe('Sent to the webhook as its JSON body').meta({ id: 'RunWorkflowBody' })
+const runResultSchema = z.object({
+  workflow_id: z.uuid(),
+  n8n_workflow_id: z.string(),
+  trigger: z.string().describe('The trigger that was called: n8n-nodes-base.webhook'),
+  method: z.string().describe('The HTTP method the webhook was called with'),
+  n8n_status: z.number().int().describe('n8n\'s HTTP status for the webhook call'),
+  accepted_at: z.string()
+}).meta({ id: 'RunResult' })
+
 export default async function workflowRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>()
   const security = [{ bearerAuth: [] }]
@@ -143,6 +153,25 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
   }, async (request, reply) => {
     const w = await app.workflowService.redeploy(request.scope!, request.params.id)
     return reply.header('etag', `"${w.version}"`).send(w)
+  })
+
+  app.post('/workflows/:id/run', {
+    onRequest: app.authenticate,
+    config: write,
+    schema: {
+      tags: ['workflows'],
+      operationId: 'runWorkflow',
+      summary: 'Run the workflow now, through its Webhook trigger in n8n',
+      description: 'n8n\'s public API cannot run a workflow; a workflow whose trigger is a Webhook node (`n8n-nodes-base.webhook`) is run by calling that webhook on n8n (N8N_WEBHOOK_URL), with the optional JSON body as the request body (POST/PUT/PATCH/DELETE webhooks; a GET webhook takes none). Answers 202 once n8n accepted the call; the execution then reaches the counts, `last_execution_*` and `/events` through the live tail. Any other trigger: 422 naming the runnable triggers. The workflow must be deployed and active (409 otherwise), and its n8n copy must carry the row\'s marker.',
+      security,
+      params: workflowIdParams,
+      // No body at all: the webhook is called without one (a POST webhook gets `{}`).
+      body: runWorkflowBody.nullish(),
+      response: { 202: runResultSchema, ...problems(400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503) }
+    }
+  }, async (request, reply) => {
+    const result = await app.workflowRunner.run(request.scope!, request.params.id, request.body)
+    return reply.code(202).send(result)
   })
 
   app.get('/workflows/:id/executions', {
