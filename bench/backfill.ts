@@ -91,25 +91,26 @@ function team (size: number, run: number): Wf[] {
   let userId = ''
   for (let i = 0; i < size; i++) {
     if (i % WPU === 0) userId = randomUUID()
-    out.push({ id: '', n8nId: `bf${run}x${i.toString(36).padStart(10, '0')}`, userId, name: `flow ${i % WPU}` })
+    out.push({ id: randomUUID(), n8nId: `bf${run}x${i.toString(36).padStart(10, '0')}`, userId, name: `flow ${i % WPU}` })
   }
   return out
 }
 const tag = (userId: string): string => `[USR-${userId.replace(/-/g, '').slice(0, 8)}]`
 const NODES = JSON.stringify([{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { path: 'p', httpMethod: 'POST' } }])
 
-/** The rows as onboarding leaves them: deployed, n8n id set, never synced (no stop point). */
+/**
+ * The rows as onboarding leaves them: deployed, n8n id set (n8n's copy carries the row's marker),
+ * never synced (no stop point). Row ids are fixed per team, so every variant's database matches
+ * the same simulated n8n.
+ */
 async function onboard (dbName: string, wfs: Wf[]): Promise<void> {
   await withClient(dbUrl(dbName), async (c) => {
     for (let i = 0; i < wfs.length; i += 5000) {
       const part = wfs.slice(i, i + 5000)
-      const res = await c.query<{ id: string, n8n_workflow_id: string }>(
-        `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id, nodes)
-         select t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[]) as t(u, n, x)
-         returning id, n8n_workflow_id`,
-        [part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES])
-      const byN8n = new Map(res.rows.map((r) => [r.n8n_workflow_id, r.id]))
-      for (const w of part) w.id = byN8n.get(w.n8nId) ?? ''
+      await c.query(
+        `insert into mvp_workflows (id, user_id, name, status, active, n8n_workflow_id, nodes)
+         select t.i, t.u, t.n, 'deployed', false, t.x, $5::jsonb from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) as t(i, u, n, x)`,
+        [part.map((w) => w.id), part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES])
     }
   })
 }
@@ -273,12 +274,12 @@ try {
     // A simulated n8n of this team alone (the ceiling is this team's newest execution).
     if (run > 0) { await sim.stop(); sim = await SimClient.start() }
     const wfs = team(size, run)
-    const simWfs: SimWorkflow[] = wfs.map((w) => ({ id: w.n8nId, name: `${tag(w.userId)} ${w.name}`, active: false }))
+    const simWfs: SimWorkflow[] = wfs.map((w) => ({ id: w.n8nId, name: `${tag(w.userId)} ${w.name}`, active: false, rowId: w.id, userId: w.userId }))
     for (let i = 0; i < simWfs.length; i += 5000) await sim.request({ op: 'addWorkflows', workflows: simWfs.slice(i, i + 5000) })
     await sim.request({ op: 'generate', spec: { workflowIds: wfs.map((w) => w.n8nId), perWorkflow: EXECS, interleave: false, seed: 7 } })
     await sim.request({ op: 'configure', latencyMs: LATENCY })
     for (const [variant, dir] of variants) {
-      const r = await measure(dir, variant, wfs.map((w) => ({ ...w })))
+      const r = await measure(dir, variant, wfs)
       rows.push(r)
       console.error(`${variant} ${size}: ${fmt(r.wall)}, ${r.rss} MB, CPU ${r.cpu.toFixed(1)} s service + ${r.pgCpu.toFixed(1)} s Postgres, ${r.calls} n8n calls, ${r.ingested} ingested, ${r.status}, ${r.bad} mismatching workflows`)
     }
