@@ -4,10 +4,10 @@
 // workflow after workflow), then ONE POST /sync/all. Per size: wall time, peak RSS (VmHWM) of the
 // service process, run with the production heap flags of `npm start`, and exactness.
 //
-// Before/after in the same run: BENCH_BASELINE names a checkout of another commit (default: a git
-// worktree of 1983bf4, the code before the fix, made in /tmp on first use and reused); its
-// bench/servers/sync-app.ts and its migrations run against the same simulator, on a database of
-// its own. BENCH_BASELINE=none measures this checkout only.
+// Before/after in the same run: BENCH_BASELINE names checkouts of other commits (default: a git
+// worktree of 1983bf4, the code before the fix, made in /tmp on first use and reused; several:
+// `label=dir,label=dir`); their bench/servers/sync-app.ts and migrations run against the same
+// simulator, each on a database of its own. BENCH_BASELINE=none measures this checkout only.
 //
 // Sizes (env): BENCH_BACKFILL_SIZES=2000,5000,10000 (workflows) BENCH_BACKFILL_EXECUTIONS=10 (each)
 //   BENCH_BACKFILL_WPU=10 (workflows per user) BENCH_BACKFILL_LATENCY_MS=20 BENCH_CONCURRENCY=64
@@ -37,15 +37,23 @@ const adminUrl = env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:
 const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef'
 const CRON_SECRET = 'bench-cron-' + randomBytes(24).toString('hex')
 
-/** The baseline checkout: BENCH_BASELINE, or a worktree of BASE_COMMIT in /tmp (made once). */
-function baselineDir (): string | null {
+/**
+ * The baseline checkouts: BENCH_BASELINE (comma-separated `label=dir` or `dir`), or a worktree of
+ * BASE_COMMIT in /tmp (made once).
+ */
+function baselines (): Array<[string, string]> {
   const b = env.BENCH_BASELINE
-  if (b === 'none') return null
-  if (b) return b
+  if (b === 'none') return []
+  if (b) {
+    return b.split(',').map((x) => x.trim()).filter(Boolean).map((x): [string, string] => {
+      const i = x.indexOf('=')
+      return i > 0 ? [x.slice(0, i), x.slice(i + 1)] : ['before', x]
+    })
+  }
   const dir = `/tmp/workflow-sync-base-${BASE_COMMIT}`
   if (!existsSync(`${dir}/src`)) execFileSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, BASE_COMMIT], { stdio: 'ignore' })
   if (!existsSync(`${dir}/node_modules`)) symlinkSync(`${root}/node_modules`, `${dir}/node_modules`)
-  return dir
+  return [['before', dir]]
 }
 
 // ---- databases --------------------------------------------------------------------------------
@@ -263,8 +271,8 @@ async function measure (dir: string, variant: string, wfs: Wf[]): Promise<Row> {
 // ---- run --------------------------------------------------------------------------------------
 
 const fmt = (x: number): string => x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${(x / 1000).toFixed(2)} s`
-const base = baselineDir()
-const variants: Array<[string, string]> = base === null ? [['this', root]] : [['before', base], ['after', root]]
+const base = baselines()
+const variants: Array<[string, string]> = base.length === 0 ? [['this', root]] : [...base, ['after', root]]
 let sim = await SimClient.start()
 const rows: Row[] = []
 const started = performance.now()
