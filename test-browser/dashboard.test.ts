@@ -212,7 +212,8 @@ t.test(`dashboard ↔ service ↔ n8n ${VERSION}`, async (t) => {
     }
     t.match(await tab1.locator('#chart-executions [role="img"]').getAttribute('aria-label'), /2 successful, 0 failed/)
     await tab1.getByRole('button', { name: 'Per day (30 d)' }).click()
-    await tab1.locator('#chart-executions[data-points="1"]').waitFor({ timeout: UI_TIMEOUT })
+    await tab1.locator('#chart-executions [role="img"][aria-label*="per day"]').waitFor({ timeout: UI_TIMEOUT })
+    t.match(await tab1.locator('#chart-executions [role="img"]').getAttribute('aria-label'), /2 successful, 0 failed, 0 other executions over \d+ day/)
     t.same(await unnamedControls(tab1), [], 'every control of the detail page has an accessible name')
     await tab1.getByRole('link', { name: '← All workflows' }).click()
     await row(tab1, names.first).waitFor()

@@ -20,6 +20,10 @@ const dashboardConfigSchema = z.object({
   data_mode: z.enum(['pg', 'pglite', 'supabase']).describe('Where the data lives (the store kind)'),
   live: z.enum(['events', 'realtime']).describe('`events`: follow GET /events; `realtime`: subscribe to Supabase Realtime'),
   supabase: z.object({ url: z.string(), anon_key: z.string() }).nullable().describe('Sign in with Supabase Auth (email + password) when set'),
+  features: z.object({
+    run: z.boolean().describe('POST /workflows/{id}/run exists'),
+    stats: z.boolean().describe('GET /workflows/{id}/stats and GET /stats exist')
+  }).describe('Optional routes this server has: the page hides the controls of missing ones'),
   demo: z.object({ user_id: z.string(), access_token: z.string(), expires_at: z.number().int() }).nullable()
     .describe('Development only (generated secret, NODE_ENV not production): the demo user\'s token, so the page signs in at once')
 }).meta({ id: 'DashboardConfig' })
@@ -63,6 +67,7 @@ async function dashboardPlugin (fastify: FastifyInstance): Promise<void> {
     return demo
   }
 
+  let features: { run: boolean, stats: boolean } | undefined
   const app = fastify.withTypeProvider<ZodTypeProvider>()
   app.get('/dashboard/config.json', {
     schema: {
@@ -76,8 +81,13 @@ async function dashboardPlugin (fastify: FastifyInstance): Promise<void> {
   }, async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     const d = demoEnabled ? await currentDemo() : undefined
+    features ??= {
+      run: fastify.hasRoute({ method: 'POST', url: '/workflows/:id/run' }),
+      stats: fastify.hasRoute({ method: 'GET', url: '/workflows/:id/stats' }) && fastify.hasRoute({ method: 'GET', url: '/stats' })
+    }
     return {
       data_mode: fastify.store.kind,
+      features,
       live: fastify.store.kind === 'supabase' ? 'realtime' as const : 'events' as const,
       supabase,
       demo: d ? { user_id: DEMO_USER_ID, access_token: d.token, expires_at: d.expiresAt } : null

@@ -46,7 +46,7 @@ t.test('config.json: no demo token with a configured secret', async (t) => {
   const r = await h.app.inject({ method: 'GET', url: '/dashboard/config.json' })
   t.equal(r.statusCode, 200)
   t.equal(r.headers['cache-control'], 'no-store')
-  t.same(r.json(), { data_mode: 'pg', live: 'events', supabase: null, demo: null })
+  t.same(r.json(), { data_mode: 'pg', live: 'events', features: { run: h.app.hasRoute({ method: 'POST', url: '/workflows/:id/run' }), stats: true }, supabase: null, demo: null })
 })
 
 t.test('config.json: the demo user in development on the generated secret, and its token works', async (t) => {

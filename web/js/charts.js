@@ -2,6 +2,14 @@
 // service's stats endpoint or, where it does not exist, from the ledger rows themselves.
 import uPlot from '/vendor/uplot/uPlot.esm.js'
 
+// uPlot's stylesheet, once, when the first chart module loads (not on the table's path).
+if (!document.querySelector('link[href="/vendor/uplot/uPlot.min.css"]')) {
+  const link = document.createElement('link')
+  link.rel = 'stylesheet'
+  link.href = '/vendor/uplot/uPlot.min.css'
+  document.head.append(link)
+}
+
 const OK = new Set(['success'])
 const FAILED = new Set(['error', 'crashed'])
 
@@ -35,32 +43,28 @@ export function bucketsFromExecutions (rows, bucket) {
   })
 }
 
-/** The same shape from GET /workflows/{id}/stats or GET /stats. */
+/** The same shape from GET /workflows/{id}/stats or GET /stats (ExecutionStats: every bucket of the window, oldest first). */
 export function bucketsFromStats (answer) {
-  const list = answer?.buckets ?? answer?.data ?? []
-  return list.map((b) => {
-    const c = b.counts ?? b.by_status ?? {}
-    const n = (k) => Number(c[k] ?? b[k] ?? 0)
-    const success = n('success')
-    const failed = n('error') + n('crashed') + (b.failed !== undefined && c.error === undefined ? Number(b.failed) : 0)
-    const total = Number(b.total ?? b.count ?? Object.values(c).reduce((s, x) => s + Number(x), 0))
+  return (answer?.buckets ?? []).map((b) => {
+    const success = b.counts.success
+    const failed = b.counts.error + b.counts.crashed
     return {
-      t: Date.parse(b.bucket ?? b.start ?? b.t),
+      t: Date.parse(b.start),
       success,
       failed,
-      other: Math.max(0, total - success - failed),
-      rate: b.success_rate ?? null,
-      p50: b.p50_duration_ms ?? b.duration_p50_ms ?? null,
-      p95: b.p95_duration_ms ?? b.duration_p95_ms ?? null,
-      avg: b.avg_duration_ms ?? b.duration_avg_ms ?? null
+      other: Math.max(0, b.total - success - failed),
+      rate: b.success_rate,
+      p50: b.p50_duration_ms,
+      p95: b.p95_duration_ms,
+      avg: b.avg_duration_ms
     }
-  }).filter((b) => !Number.isNaN(b.t))
+  })
 }
 
 const css = getComputedStyle(document.documentElement)
 const color = (name) => css.getPropertyValue(name).trim()
 
-function plot (el, title, series, data, yFmt) {
+function plot (el, title, series, data, yFmt, yRange) {
   el.replaceChildren()
   const width = Math.max(260, Math.floor(el.getBoundingClientRect().width || 320))
   const opts = {
@@ -68,7 +72,7 @@ function plot (el, title, series, data, yFmt) {
     height: 200,
     title: undefined,
     legend: { show: true },
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, ...(yRange ? { y: { range: yRange } } : {}) },
     axes: [{}, { values: (_u, ticks) => ticks.map(yFmt), size: 60 }],
     series: [{}, ...series]
   }
@@ -105,6 +109,7 @@ export function renderCharts (container, buckets, bucket) {
       series: [{ label: 'success rate %', stroke: color('--accent'), width: 2, points: { show: true } }],
       data: [xs, buckets.map((b) => b.rate === null ? null : Math.round(b.rate * 1000) / 10)],
       fmt: (v) => `${v} %`,
+      range: [0, 100],
       summary: () => `success rate per ${unit}, latest ${buckets.at(-1)?.rate === null || !buckets.length ? 'n/a' : `${Math.round(buckets.at(-1).rate * 100)} %`}`
     },
     {
@@ -137,7 +142,7 @@ export function renderCharts (container, buckets, bucket) {
       plotEl.textContent = 'No executions in this period yet.'
       continue
     }
-    plot(plotEl, c.title, c.series, c.data, c.fmt)
+    plot(plotEl, c.title, c.series, c.data, c.fmt, c.range)
   }
   return buckets.length
 }

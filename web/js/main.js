@@ -4,8 +4,6 @@ import { $, clear, h } from './dom.js'
 import { createApi } from './api.js'
 import { watchEvents, watchRealtime } from './live.js'
 import { WorkflowStore, renderWorkflows } from './workflows.js'
-import { renderDetail } from './detail.js'
-import { renderOperations } from './operations.js'
 
 const TOKEN_KEY = 'workflow-sync.token'
 const SIGNED_OUT_KEY = 'workflow-sync.signed-out'
@@ -73,7 +71,9 @@ async function boot () {
     clear($('view'), h('p', {}, 'The dashboard cannot reach the service.'))
     return showError(err)
   }
-  ctx.features = await ctx.api.features()
+  // Optional routes (run, stats) as this server has them: the page hides what is missing.
+  const f = ctx.config.features
+  ctx.features = f ? { run: f.run, workflowStats: f.stats, stats: f.stats } : await ctx.api.features()
   if (ctx.config.supabase) {
     await loadScript('/vendor/supabase/supabase.js')
     ctx.supabase = window.supabase.createClient(ctx.config.supabase.url, ctx.config.supabase.anon_key)
@@ -91,9 +91,14 @@ async function boot () {
 
 /** Checks the token with GET /me; on success starts the session. Returns false (and says why) otherwise. */
 async function trySignIn (token, source, errorEl) {
+  // The list is asked for together with /me (one round trip less before the table shows); its
+  // answer is dropped if the token turns out to be refused.
+  const list = ctx.store.fetchAll(ctx.api, token).catch(() => null)
   try {
     const me = await ctx.api.get('/me', {}, { token })
     ctx.token = token
+    const rows = await list
+    if (rows) ctx.store.replace(rows)
     ctx.me = { ...me, source }
     if (source === 'pasted') sessionStorage.setItem(TOKEN_KEY, token)
     sessionStorage.removeItem(SIGNED_OUT_KEY)
@@ -132,7 +137,7 @@ function startSession () {
   // Belt and braces: while live updates are down, poll the list (an unchanged list is a 304).
   const poll = setInterval(() => { if (ctx.liveState !== 'live') ctx.store.reload(ctx.api).catch(() => {}) }, 15_000)
   ctx.liveAbort.signal.addEventListener('abort', () => clearInterval(poll), { once: true })
-  ctx.store.reload(ctx.api).catch((err) => showError(err))
+  if (!ctx.store.loaded) ctx.store.reload(ctx.api).catch((err) => showError(err))
   route()
 }
 
@@ -202,14 +207,18 @@ function route () {
   const view = $('view')
   const m = /^\/workflows\/([0-9a-f-]{36})$/.exec(hash)
   for (const a of document.querySelectorAll('nav a')) a.removeAttribute('aria-current')
+  const signal = ctx.viewAbort.signal
+  // The detail page (with the chart library) and the operations page load on first use, keeping
+  // them off the path of the first paint of the table.
+  const lazy = (load) => load.then((render) => { if (!signal.aborted) render(ctx, view, signal) }, (err) => showError(err, 'This page could not be loaded'))
   if (m) {
-    renderDetail(ctx, view, m[1], ctx.viewAbort.signal)
+    lazy(import('./detail.js').then((mod) => (c, v, s) => mod.renderDetail(c, v, m[1], s)))
   } else if (hash === '/operations') {
     $('nav-operations').setAttribute('aria-current', 'page')
-    renderOperations(ctx, view, ctx.viewAbort.signal)
+    lazy(import('./operations.js').then((mod) => mod.renderOperations))
   } else {
     $('nav-workflows').setAttribute('aria-current', 'page')
-    renderWorkflows(ctx, view, ctx.viewAbort.signal)
+    renderWorkflows(ctx, view, signal)
   }
 }
 window.addEventListener('hashchange', route)
