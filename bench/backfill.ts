@@ -4,10 +4,10 @@
 // workflow after workflow), then ONE POST /sync/all. Per size: wall time, peak RSS (VmHWM) of the
 // service process, run with the production heap flags of `npm start`, and exactness.
 //
-// Before/after in the same run: BENCH_BASELINE names a checkout of another commit (default: a git
-// worktree of 1983bf4, the code before the fix, made in /tmp on first use and reused); its
-// bench/servers/sync-app.ts and its migrations run against the same simulator, on a database of
-// its own. BENCH_BASELINE=none measures this checkout only.
+// Before/after in the same run: BENCH_BASELINE names checkouts of other commits (default: a git
+// worktree of 1983bf4, the code before the fix, made in /tmp on first use and reused; several:
+// `label=dir,label=dir`); their bench/servers/sync-app.ts and migrations run against the same
+// simulator, each on a database of its own. BENCH_BASELINE=none measures this checkout only.
 //
 // Sizes (env): BENCH_BACKFILL_SIZES=2000,5000,10000 (workflows) BENCH_BACKFILL_EXECUTIONS=10 (each)
 //   BENCH_BACKFILL_WPU=10 (workflows per user) BENCH_BACKFILL_LATENCY_MS=20 BENCH_CONCURRENCY=64
@@ -37,15 +37,23 @@ const adminUrl = env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:
 const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef'
 const CRON_SECRET = 'bench-cron-' + randomBytes(24).toString('hex')
 
-/** The baseline checkout: BENCH_BASELINE, or a worktree of BASE_COMMIT in /tmp (made once). */
-function baselineDir (): string | null {
+/**
+ * The baseline checkouts: BENCH_BASELINE (comma-separated `label=dir` or `dir`), or a worktree of
+ * BASE_COMMIT in /tmp (made once).
+ */
+function baselines (): Array<[string, string]> {
   const b = env.BENCH_BASELINE
-  if (b === 'none') return null
-  if (b) return b
+  if (b === 'none') return []
+  if (b) {
+    return b.split(',').map((x) => x.trim()).filter(Boolean).map((x): [string, string] => {
+      const i = x.indexOf('=')
+      return i > 0 ? [x.slice(0, i), x.slice(i + 1)] : ['before', x]
+    })
+  }
   const dir = `/tmp/workflow-sync-base-${BASE_COMMIT}`
   if (!existsSync(`${dir}/src`)) execFileSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, BASE_COMMIT], { stdio: 'ignore' })
   if (!existsSync(`${dir}/node_modules`)) symlinkSync(`${root}/node_modules`, `${dir}/node_modules`)
-  return dir
+  return [['before', dir]]
 }
 
 // ---- databases --------------------------------------------------------------------------------
@@ -91,7 +99,6 @@ function team (size: number, run: number): Wf[] {
   let userId = ''
   for (let i = 0; i < size; i++) {
     if (i % WPU === 0) userId = randomUUID()
-    // Row ids fixed here: n8n's copies carry them in their marker (the service counts only those).
     out.push({ id: randomUUID(), n8nId: `bf${run}x${i.toString(36).padStart(10, '0')}`, userId, name: `flow ${i % WPU}` })
   }
   return out
@@ -99,18 +106,19 @@ function team (size: number, run: number): Wf[] {
 const tag = (userId: string): string => `[USR-${userId.replace(/-/g, '').slice(0, 8)}]`
 const NODES = JSON.stringify([{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { path: 'p', httpMethod: 'POST' } }])
 
-/** The rows as onboarding leaves them: deployed, n8n id set, never synced (no stop point). */
+/**
+ * The rows as onboarding leaves them: deployed, n8n id set (n8n's copy carries the row's marker),
+ * never synced (no stop point). Row ids are fixed per team, so every variant's database matches
+ * the same simulated n8n.
+ */
 async function onboard (dbName: string, wfs: Wf[]): Promise<void> {
   await withClient(dbUrl(dbName), async (c) => {
     for (let i = 0; i < wfs.length; i += 5000) {
       const part = wfs.slice(i, i + 5000)
-      const res = await c.query<{ id: string, n8n_workflow_id: string }>(
+      await c.query(
         `insert into mvp_workflows (id, user_id, name, status, active, n8n_workflow_id, nodes)
-         select t.i, t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[], $5::uuid[]) as t(u, n, x, i)
-         returning id, n8n_workflow_id`,
-        [part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES, part.map((w) => w.id)])
-      const byN8n = new Map(res.rows.map((r) => [r.n8n_workflow_id, r.id]))
-      for (const w of part) w.id = byN8n.get(w.n8nId) ?? ''
+         select t.i, t.u, t.n, 'deployed', false, t.x, $5::jsonb from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) as t(i, u, n, x)`,
+        [part.map((w) => w.id), part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES])
     }
   })
 }
@@ -263,8 +271,8 @@ async function measure (dir: string, variant: string, wfs: Wf[]): Promise<Row> {
 // ---- run --------------------------------------------------------------------------------------
 
 const fmt = (x: number): string => x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${(x / 1000).toFixed(2)} s`
-const base = baselineDir()
-const variants: Array<[string, string]> = base === null ? [['this', root]] : [['before', base], ['after', root]]
+const base = baselines()
+const variants: Array<[string, string]> = base.length === 0 ? [['this', root]] : [...base, ['after', root]]
 let sim = await SimClient.start()
 const rows: Row[] = []
 const started = performance.now()
@@ -279,7 +287,7 @@ try {
     await sim.request({ op: 'generate', spec: { workflowIds: wfs.map((w) => w.n8nId), perWorkflow: EXECS, interleave: false, seed: 7 } })
     await sim.request({ op: 'configure', latencyMs: LATENCY })
     for (const [variant, dir] of variants) {
-      const r = await measure(dir, variant, wfs.map((w) => ({ ...w })))
+      const r = await measure(dir, variant, wfs)
       rows.push(r)
       console.error(`${variant} ${size}: ${fmt(r.wall)}, ${r.rss} MB, CPU ${r.cpu.toFixed(1)} s service + ${r.pgCpu.toFixed(1)} s Postgres, ${r.calls} n8n calls, ${r.ingested} ingested, ${r.status}, ${r.bad} mismatching workflows`)
     }
