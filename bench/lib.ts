@@ -47,9 +47,28 @@ export interface LoadResult {
   p99: number
   errors: number
   non2xx: number
+  /** Requests completed in the run. */
+  total: number
+  /** Server CPU time (user + system) per request in µs, when the server answers 'cpu' messages. */
+  cpuUs?: number
 }
 
-export async function load (url: string, opts: { connections?: number, duration?: number, headers?: Record<string, string> } = {}): Promise<LoadResult> {
+/** Process CPU time of a bench server (it answers the 'cpu' message with process.cpuUsage()). */
+export function serverCpu (child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (m: unknown) => {
+      const cpu = (m as { cpu?: { user: number, system: number } }).cpu
+      if (!cpu) return
+      child.off('message', on)
+      resolve(cpu.user + cpu.system)
+    }
+    child.on('message', on)
+    child.send('cpu')
+  })
+}
+
+export async function load (url: string, opts: { connections?: number, duration?: number, headers?: Record<string, string>, server?: ChildProcess } = {}): Promise<LoadResult> {
+  const before = opts.server ? await serverCpu(opts.server) : 0
   const r = await autocannon({
     url,
     connections: opts.connections ?? 50,
@@ -57,5 +76,7 @@ export async function load (url: string, opts: { connections?: number, duration?
     duration: opts.duration ?? 10,
     headers: opts.headers ?? {}
   })
-  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx }
+  const out: LoadResult = { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx, total: r.requests.total }
+  if (opts.server) out.cpuUs = Math.round((await serverCpu(opts.server) - before) / Math.max(1, r.requests.total))
+  return out
 }

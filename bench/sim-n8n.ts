@@ -33,8 +33,10 @@ export interface SimWorkflow { id: string, name: string, active: boolean, rowId?
 export interface GenerateSpec {
   /** n8n workflow ids receiving executions. */
   workflowIds: string[]
-  /** Executions per workflow (all interleaved in one shuffled sequence). */
+  /** Executions per workflow (all interleaved in one shuffled sequence, unless `interleave: false`). */
   perWorkflow: number
+  /** false: each workflow's executions get consecutive ids, workflow after workflow (default true). */
+  interleave?: boolean
   /** Share of `error` (default 0.1), `crashed` (0.005), `canceled` (0.005); the rest `success`. */
   errorRate?: number
   crashedRate?: number
@@ -156,7 +158,7 @@ function generate (spec: GenerateSpec): GenerateResult {
   const rand = rng(spec.seed ?? 1)
   const order: string[] = []
   for (const id of spec.workflowIds) for (let i = 0; i < spec.perWorkflow; i++) order.push(id)
-  for (let i = order.length - 1; i > 0; i--) { // Fisher-Yates: ids interleave across workflows
+  for (let i = spec.interleave === false ? 0 : order.length - 1; i > 0; i--) { // Fisher-Yates: ids interleave across workflows
     const j = Math.floor(rand() * (i + 1))
     const x = order[i] as string
     order[i] = order[j] as string

@@ -68,7 +68,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   if (opts.config.corsOrigins.length > 0) {
     await fastify.register(cors, {
       origin: opts.config.corsOrigins,
-      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'if-match', 'last-event-id', 'x-request-id'],
+      allowedHeaders: ['authorization', 'content-type', 'idempotency-key', 'if-match', 'if-none-match', 'last-event-id', 'x-request-id'],
       exposedHeaders: ['etag', 'location', 'retry-after', 'x-request-id', 'idempotent-replayed'],
       methods: ['GET', 'POST', 'PATCH', 'DELETE']
     })

@@ -25,7 +25,8 @@ t.test('first run: embedded database, dev secret, demo token, a working API', as
   child.stdout.on('data', (d) => { out += String(d) })
   child.stderr.on('data', (d) => { out += String(d) })
   const started = Date.now()
-  while (!/\n {2}eyJ/.test(out) && Date.now() - started < 30_000 && child.exitCode === null) {
+  // A first start creates the embedded database (PGlite init + every migration): seconds alone, far more on a loaded CI machine.
+  while (!/\n {2}eyJ/.test(out) && Date.now() - started < 120_000 && child.exitCode === null) {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   const port = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]

@@ -36,7 +36,10 @@ export function toProblem (request: FastifyRequest, err: unknown): { body: Probl
   if (hasZodFastifySchemaValidationErrors(e)) {
     const ctx = e.validationContext ?? 'request'
     const errors = e.validation.map((v) => ({ path: `${ctx}${v.instancePath}`.replace(/\/$/, ''), message: v.message ?? 'is invalid' }))
-    return { body: problemBody(request, 'validation_failed', `The request ${ctx} is invalid`, 400, errors), unexpected: false }
+    // The detail names the fields, so that a person reading only it knows what to change.
+    const named = errors.slice(0, 3).map((x) => `${x.path}: ${x.message}`).join('; ')
+    const more = errors.length > 3 ? ` (and ${errors.length - 3} more)` : ''
+    return { body: problemBody(request, 'validation_failed', `The request ${ctx} is invalid: ${named}${more}`, 400, errors), unexpected: false }
   }
   if (e && typeof e === 'object' && 'code' in e && typeof e.code === 'string') {
     switch (e.code) {

@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
+import { finishOpenapi } from './openapi-finish.ts'
 
 export const openapiInfo = {
   title: 'workflow-sync',
@@ -37,7 +38,7 @@ async function swaggerPlugin (app: FastifyInstance, opts: { ui?: boolean }): Pro
       ]
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject
+    transformObject: (d) => finishOpenapi(jsonSchemaTransformObject(d))
   })
   if (opts.ui !== false) {
     await app.register(swaggerUi, {

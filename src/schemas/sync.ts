@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { cursorParam } from './common.ts'
 
 export const syncErrorSchema = z.object({
   workflow_id: z.string(),
@@ -42,7 +43,7 @@ export const syncLogListSchema = z.object({
 
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(300).optional().describe('next_cursor of the previous page')
+  cursor: cursorParam(300)
 })
 
 export const statsQuery = z.object({
@@ -83,7 +84,8 @@ export const executionsQuery = pageQuery.extend({
 
 export const compatActions = ['sync_all_workflows', 'cleanup_workflows'] as const
 export const compatBody = z.object({
-  action: z.string().describe(`One of: ${compatActions.join(', ')}`)
+  action: z.enum(compatActions, { error: `must be one of: ${compatActions.join(', ')}` })
+    .describe('sync_all_workflows: sync (a user token: the caller\'s workflows; the cron credential: everyone\'s); cleanup_workflows: housekeeping (cron credential only)')
 }).loose().meta({ id: 'EdgeFunctionRequest', description: 'The old Edge Function\'s request body' })
 
 const orphanSchema = z.object({ n8n_workflow_id: z.string(), name: z.string(), updated_at: z.string().nullable() })

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { cursorParam } from './common.ts'
 
 export const workflowStatus = z.enum(['pending', 'deployed', 'error', 'missing_in_n8n'])
 
@@ -84,13 +85,13 @@ export const updateWorkflowBody = z.strictObject({
   connections: connectionsSchema.optional(),
   settings: n8nSettingsSchema.optional()
 }).refine((b) => Object.keys(b).length > 0, { message: 'at least one field to change is required' })
-  .meta({ id: 'UpdateWorkflow' })
+  .meta({ id: 'UpdateWorkflow', minProperties: 1 })
 
 export const workflowIdParams = z.object({ id: z.uuid().describe('Workflow id') })
 
 export const listWorkflowsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(200).optional().describe('next_cursor of the previous page'),
+  cursor: cursorParam(200),
   status: workflowStatus.optional(),
   active: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
   include: z.enum(['definition']).optional().describe('definition: also nodes, connections and settings (default: summaries without them)')
@@ -107,7 +108,8 @@ export const idempotencyKeyHeader = z.object({
 })
 
 export const ifMatchHeader = z.object({
-  'if-match': z.string().max(50).optional().describe('The workflow\'s version, `"<version>"` (the ETag of writes) or the ETag of GET /workflows/{id} (`"<version>.<digest>"`); a version mismatch answers 412')
+  'if-match': z.string().regex(/^(\*|(W\/)?"[0-9]{1,9}(\.[A-Za-z0-9_-]{1,32})?")$/, 'must be the workflow\'s version in quotes (its ETag), e.g. "3", or *').optional()
+    .describe('The workflow\'s version in quotes, as sent in its ETag (e.g. `"3"`, or the `"<version>.<digest>"` ETag of GET /workflows/{id}; `*`: any version); a version mismatch answers 412')
 })
 
 export const ifNoneMatchHeader = z.object({

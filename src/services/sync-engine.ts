@@ -99,7 +99,7 @@ import { AppError, isAppError } from './errors.ts'
 import { isN8nNotFound } from './n8n-client.ts'
 import { identityOf, notOwnedReason } from './ownership.ts'
 import type { N8nIdentity } from './ownership.ts'
-import type { N8nClient, N8nExecution } from './n8n-client.ts'
+import type { N8nClient, N8nExecution, N8nExecutionPage } from './n8n-client.ts'
 
 export type SyncN8n = Pick<N8nClient,
   'listExecutions' | 'iterateExecutionPages' | 'getExecution' | 'getWorkflow' | 'iterateWorkflows' |
@@ -208,6 +208,8 @@ export interface SyncStats {
 }
 
 const PAGE = 250
+/** Fresh workflows join the instance scan at up to this many times the latency of their own lists (see #scanAll). */
+const SCAN_WAVES_FACTOR = 4n
 const MAX_ERRORS = 200
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ID_RE = /^[0-9]{1,18}$/
@@ -336,6 +338,31 @@ interface ScanWf {
   /** n8n's active flag, once its n8n copy was verified to be the row's own. */
   n8nActive: boolean | null
   error: unknown
+}
+
+/**
+ * The pages of `pages`, in order; the next one is requested before a page is handed out when
+ * `ahead(page)` says it will be needed, so its round trip overlaps the caller's work on this one.
+ * Asking for the next page always gets it (read ahead or not); ending early drops a page read
+ * ahead (its failure included).
+ */
+async function * readAhead<T> (pages: AsyncGenerator<T, void, undefined>, ahead: (page: T) => boolean): AsyncGenerator<T, void, undefined> {
+  try {
+    let next = pages.next()
+    for (;;) {
+      const r = await next
+      if (r.done === true) return
+      const early = ahead(r.value)
+      if (early) {
+        next = pages.next()
+        next.catch(() => {}) // awaited on the next turn, or dropped with the generator
+      }
+      yield r.value
+      if (!early) next = pages.next()
+    }
+  } finally {
+    await pages.return(undefined).catch(() => {})
+  }
 }
 
 function compareIds (a: string, b: string): number {
@@ -917,12 +944,17 @@ export class SyncEngine {
     }
     // A workflow that never completed a pass needs its whole history. In the scan that is the
     // instance's list down to its oldest execution: ids are never reused, so at most
-    // stop/250 more pages (ceiling/250 without other workflows), against ⌈n/concurrency⌉ waves of
-    // one list call each on their own. The cheaper is taken.
+    // stop/250 more pages (ceiling/250 without other workflows), against n list calls on their
+    // own, in ⌈n/concurrency⌉ waves. The scan is taken when it costs no more n8n calls and at
+    // most SCAN_WAVES_FACTOR times the waves' latency: per-workflow lists are bound by the cost
+    // of each call (HTTP, parsing, one ledger write each), not by their waves (the first full
+    // sync, bench:backfill: 10,000 lists took 22-50 s against a 3.2 s latency floor; the scan of
+    // the same 100,000 executions reads 401 pages).
     let direct: SyncTarget[] = []
     if (fresh.length > 0) {
       const extraPages = (stop ?? C) / BigInt(PAGE) + 1n
-      if (extraPages <= BigInt(Math.ceil(fresh.length / this.#concurrency))) {
+      const waves = BigInt(Math.ceil(fresh.length / this.#concurrency))
+      if (extraPages <= waves || (extraPages <= BigInt(fresh.length) && extraPages <= SCAN_WAVES_FACTOR * waves)) {
         scanSet.push(...fresh)
         stop = -1n
       } else {
@@ -1055,7 +1087,13 @@ export class SyncEngine {
     let ptr = 0
     try {
       if (order.length > 0) {
-        for await (const page of this.#n8n.iterateExecutionPages({ limit: PAGE })) {
+        // The next page is requested while this one is processed and written, when this one
+        // shows the scan goes on (its oldest item is above the stop point and more follow).
+        const goesOn = (p: N8nExecutionPage): boolean => {
+          const tail = p.data.at(-1)
+          return p.nextCursor !== null && tail !== undefined && ID_RE.test(tail.id) && (stop === null || BigInt(tail.id) > stop)
+        }
+        for await (const page of readAhead(this.#n8n.iterateExecutionPages({ limit: PAGE }), goesOn)) {
           let reachedStop = false
           const full: ScanWf[] = []
           for (const e of page.data) {

@@ -27,6 +27,22 @@ function fields (err: unknown): { code: string, message: string, hint: string } 
   }
 }
 
+export const MISSING_USER_MESSAGE = 'This token\'s user has no auth.users row in this project (the user was deleted, or the token comes from another project): nothing can be stored for it; sign in again'
+
+/**
+ * A foreign key to auth.users (mvp_workflows_user_id_fkey and the like, on a Supabase database):
+ * the token is valid, but its user does not exist here. pg names the constraint in `constraint`;
+ * PostgREST only in the message.
+ */
+function isMissingUser (err: unknown, message: string): boolean {
+  const constraint = (err && typeof err === 'object' && typeof (err as { constraint?: unknown }).constraint === 'string') ? (err as { constraint: string }).constraint : ''
+  const e = (err && typeof err === 'object' ? err : {}) as { detail?: unknown, details?: unknown }
+  const details = typeof e.detail === 'string' ? e.detail : typeof e.details === 'string' ? e.details : ''
+  const named = /_user_id_fkey$/.test(constraint) || /"[a-z_]+_user_id_fkey"/.test(message)
+  // The key's table is auth.users ("users"), not another table's user_id.
+  return named && (/table "users"/.test(details) || /table "users"/.test(message) || details === '')
+}
+
 /**
  * A Postgres error (pg, PGlite, or PostgREST's JSON of one) as a problem, or undefined when it is
  * not one the service expects (the caller then treats it as internal, or as a connection loss).
@@ -42,8 +58,10 @@ export function sqlProblem (err: unknown): AppError | undefined {
     case 'P0002':
       // ingest_executions and friends: the workflow is gone (or not the caller's)
       return new AppError('not_found', 'Workflow not found (deleted during the sync?)', { cause: err })
-    case '23505':
     case '23503':
+      if (isMissingUser(err, message)) return new AppError('forbidden', MISSING_USER_MESSAGE, { cause: err })
+      return new AppError('conflict', 'A conflicting change was made at the same time; retry', { cause: err })
+    case '23505':
       return new AppError('conflict', 'A conflicting change was made at the same time; retry', { cause: err })
     case '42501':
       return new AppError('forbidden', 'This credential may not do that', { cause: err })

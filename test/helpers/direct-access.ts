@@ -130,6 +130,10 @@ export async function directAccessMatrix (t: Test, connectionString: string, lab
       refused(t, await user(A, `insert into ${T} default values`), `${name}: insert`)
       for (const [who, u, w] of [['own', A, wa], ['foreign', B, wb]] as const) {
         const [cond, params] = where(u, w)
+        if (cols.includes('user_id') || cols.includes('workflow_id')) {
+          const col = cols.includes('user_id') ? 'user_id' : 'workflow_id'
+          refused(t, await user(A, `insert into ${T} (${col}) values ($1)`, [col === 'user_id' ? u : w]), `${name}: insert with ${who} ${col}`)
+        }
         refused(t, await user(A, `update ${T} set ${ident(first)} = ${ident(first)} where ${cond}`, params), `${name}: update ${who}`)
         refused(t, await user(A, `delete from ${T} where ${cond}`, params), `${name}: delete ${who}`)
       }
@@ -151,6 +155,15 @@ export async function directAccessMatrix (t: Test, connectionString: string, lab
     t.same(own.rows[0], { e: 1, l: 1, k: 1 }, 'the ledger, sync logs and idempotency records: one\'s own only')
   })
 
+  t.test(`${label}: the runner's own schema is not reachable with a token`, async (t) => {
+    const schemas = (await c.query<{ nspname: string }>("select nspname from pg_namespace where nspname = 'workflow_sync'")).rows
+    t.equal(schemas.length, 1, 'the migration runner\'s schema exists')
+    for (const role of ['anon', 'authenticated']) {
+      const p = (await c.query<{ u: boolean }>("select has_schema_privilege($1, 'workflow_sync', 'USAGE') as u", [role])).rows[0]
+      t.same(p, { u: false }, `no USAGE on workflow_sync for ${role}`)
+    }
+  })
+
   t.test(`${label}: sequences`, async (t) => {
     const seqs = (await c.query<{ name: string }>("select c.oid::regclass::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public' and c.relkind = 'S' order by 1")).rows.map((r) => r.name)
     t.ok(seqs.length >= 2, `${seqs.length} sequences: ${seqs.join(', ')}`)
@@ -168,6 +181,11 @@ export async function directAccessMatrix (t: Test, connectionString: string, lab
               has_function_privilege('authenticated', p.oid, 'execute') as auth, has_function_privilege('anon', p.oid, 'execute') as anon,
               array(select format_type(x, null) from unnest(p.proargtypes) x) as args
          from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public' and p.prokind = 'f' order by 1`)).rows
+    const publicExec = (await c.query<{ sig: string }>(
+      `select p.oid::regprocedure::text as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname = 'public' and p.provolatile = 'v'
+          and exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a where a.grantee = 0 and a.privilege_type = 'EXECUTE')`)).rows
+    t.same(publicExec, [], 'no VOLATILE function keeps PUBLIC\'s default EXECUTE')
     const forUsers = fns.filter((f) => f.auth)
     const forAnon = fns.filter((f) => f.anon)
     t.ok(fns.length >= 20, `${fns.length} functions in public`)

@@ -34,12 +34,14 @@ interface Wf { id: string, n8nId: string, userId: string }
 let wfCounter = 0
 async function newWorkflow (fake: FakeN8n, userId: string = randomUUID()): Promise<Wf> {
   const n8nId = `tw${++wfCounter}${randomUUID().slice(0, 6)}`
-  fake.addWorkflow(n8nId, `[USR-${userId.replace(/-/g, '').slice(0, 8)}] flow ${wfCounter}`)
+  const wf = fake.addWorkflow(n8nId, `[USR-${userId.replace(/-/g, '').slice(0, 8)}] flow ${wfCounter}`)
   const res = await db.query<{ id: string }>(
     `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id)
      values ($1, $2, 'deployed', false, $3) returning id`, [userId, `flow ${wfCounter}`, n8nId])
   const id = res.rows[0]?.id
   if (!id) throw new Error('insert failed')
+  // The service counts only n8n workflows that carry this row's marker (and its owner's prefix).
+  wf.staticData = { workflow_sync: { row_id: id, user_id: userId } }
   return { id, n8nId, userId }
 }
 

@@ -846,6 +846,35 @@ t.test('syncAll, instance scan: never-synced workflows join the scan when it is 
   for (const w of [...more, old, fresh, on]) await assertExact(tt, w, fake.truth(w.n8nId), 'joined the scan')
 })
 
+t.test('syncAll, first full sync: never-synced workflows join the scan when it costs fewer n8n calls than their lists (up to 4x their waves)', async (tt) => {
+  await onlyThese()
+  const fake = useFake(tt)
+  const u = newUser()
+  // 12 workflows × 60 executions appended together: the instance holds 720 (3 pages of 250).
+  // At concurrency 8 their lists take 2 waves of 12 calls; the scan 3 pages: fewer calls, within 4x.
+  const team: Wf[] = []
+  for (let i = 0; i < 12; i++) team.push(await newWorkflow(fake, u))
+  for (const w of team) fake.runMany(w.n8nId, 60, (i) => (i % 5 === 0 ? 'error' : i % 7 === 0 ? 'canceled' : 'success'))
+  fake.resetCalls()
+  const r = await engine({ syncAllStrategy: 'scan', concurrency: 8 }).syncAll()
+  tt.equal(r.status, 'success')
+  tt.equal(r.executions_ingested, 720)
+  tt.equal(team.reduce((n, w) => n + fake.executionCalls(w.n8nId).length, 0), 0, 'no list of their own')
+  tt.equal(instancePages(fake).length, 1 + 3, 'the ceiling page and the whole instance list')
+  for (const w of team) await assertExact(tt, w, fake.truth(w.n8nId), 'first full sync through the scan')
+  for (const w of team) tt.ok(await ownFloor(w.id) !== null, 'the pass completed: a stop point is set')
+  // Two more next to stop points at ~720: 2 list calls (one wave) against 3 scan pages to the
+  // bottom: more calls, so their own lists.
+  const late: Wf[] = []
+  for (let i = 0; i < 2; i++) late.push(await newWorkflow(fake, u))
+  for (const w of late) fake.runMany(w.n8nId, 100, 'success')
+  fake.resetCalls()
+  const r2 = await engine({ syncAllStrategy: 'scan', concurrency: 64 }).syncAll()
+  tt.equal(r2.status, 'success')
+  tt.same(late.map((w) => fake.executionCalls(w.n8nId).length), [1, 1], 'each its own list')
+  for (const w of [...team, ...late]) await assertExact(tt, w, fake.truth(w.n8nId), 'after the late ones')
+})
+
 t.test('syncAll, instance scan: n8n without a running list (< 1.113) still counts a hidden run once', async (tt) => {
   await onlyThese()
   const fake = useFake(tt)
