@@ -120,13 +120,16 @@ export interface paths {
         get: operations["getWorkflow"];
         put?: never;
         post?: never;
-        /** Delete a workflow from n8n, then from the database */
+        /**
+         * Delete a workflow from n8n, then from the database
+         * @description n8n's workflow is deleted only when it is this row's own (staticData marker and `[USR-]` prefix); otherwise the answer is 409 saying why and the row is kept. A workflow n8n no longer has counts as deleted.
+         */
         delete: operations["deleteWorkflow"];
         options?: never;
         head?: never;
         /**
          * Change a workflow; n8n is updated to match
-         * @description Send `If-Match: "<version>"` to change only the version you read (412 otherwise). A workflow that is pending or missing in n8n is deployed again.
+         * @description Send `If-Match: "<version>"` to change only the version you read (412 otherwise). A workflow that is pending or missing in n8n is deployed again. n8n's workflow is updated only when it is this row's own (staticData marker and `[USR-]` prefix); otherwise the change is saved, n8n is left alone and the row answers `status: missing_in_n8n` with `last_error` saying why.
          */
         patch: operations["updateWorkflow"];
         trace?: never;
@@ -140,7 +143,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Activate in n8n (it must have a trigger node) */
+        /**
+         * Activate in n8n (it must have a trigger node)
+         * @description Only n8n's workflow that is this row's own (staticData marker and `[USR-]` prefix) is switched; otherwise 409 saying why, and the row becomes `missing_in_n8n`.
+         */
         post: operations["activateWorkflow"];
         delete?: never;
         options?: never;
@@ -157,7 +163,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Deactivate in n8n */
+        /**
+         * Deactivate in n8n
+         * @description Only n8n's workflow that is this row's own (staticData marker and `[USR-]` prefix) is switched; otherwise 409 saying why, and the row becomes `missing_in_n8n`.
+         */
         post: operations["deactivateWorkflow"];
         delete?: never;
         options?: never;
@@ -176,7 +185,7 @@ export interface paths {
         put?: never;
         /**
          * Deploy the workflow to n8n again (pending, error or missing_in_n8n)
-         * @description Makes n8n match the database: creates the workflow when n8n lost it, updates it otherwise, and restores its active flag. The answer is the row; with n8n down it stays pending with last_error.
+         * @description Makes n8n match the database: creates the workflow when n8n lost it, updates it otherwise, and restores its active flag. A row whose n8n id names a workflow that is not its own gets its own (adopted by marker, or created); the other one is left alone. The answer is the row; with n8n down it stays pending with last_error.
          */
         post: operations["redeployWorkflow"];
         delete?: never;

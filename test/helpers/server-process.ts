@@ -39,7 +39,7 @@ export async function startServer (t: Test, env: Record<string, string>, opts: {
   child.stderr?.on('data', (d) => { out += String(d) })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const until = opts.until ?? /Server listening at http:\/\/[^\s"]+:\d+[\s\S]*(\n {2}eyJ[\w.-]+\n|"msg":"[^"]*ready)|Server listening at http:\/\/[^\s"]+:\d+/
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
+  const deadline = Date.now() + (opts.timeoutMs ?? 240_000)
   while (!until.test(out) && Date.now() < deadline && child.exitCode === null) {
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 50))])
   }
@@ -60,7 +60,7 @@ export async function startServer (t: Test, env: Record<string, string>, opts: {
 }
 
 /** Waits for the process to exit (bounded) and answers its code. */
-export async function exitOf (p: ServerProcess, timeoutMs = 60_000): Promise<number | null> {
+export async function exitOf (p: ServerProcess, timeoutMs = 240_000): Promise<number | null> {
   const deadline = Date.now() + timeoutMs
   while (p.child.exitCode === null && p.child.signalCode === null && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 50))
