@@ -2068,8 +2068,13 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "hello": "from Swagger UI"
+                 *     }
+                 */
                 "application/json": components["schemas"]["RunWorkflowBody"] | null;
             };
         };

@@ -11,23 +11,23 @@ nock.enableNetConnect('127.0.0.1')
 const h = await buildTestApp({ env: { RATE_LIMIT_MAX: '100000' } })
 t.teardown(async () => { nock.cleanAll(); nock.enableNetConnect(); await h.close() })
 
-// An n8n that says yes: one workflow id, holding what the create sent (name and the staticData
-// marker the ownership check reads), activation state kept, empty execution lists.
+// An n8n that says yes: one workflow id, holding what the create sent (name, nodes and the
+// staticData marker the ownership check reads), activation state kept, empty execution lists.
 const active = new Map<string, boolean>()
-let heldWorkflow: { name: string, staticData: unknown } = { name: 'wf', staticData: null }
+let heldWorkflow: { name: string, staticData: unknown, nodes: unknown[] } = { name: 'wf', staticData: null, nodes: [] }
 // nock 15 hands reply functions the fetch Request.
 const urlOf = (req: unknown): string => (typeof req === 'string' ? req : (req as Request).url)
 const idOf = (req: unknown): string => decodeURIComponent(/\/workflows\/([^/?]+)/.exec(urlOf(req))?.[1] ?? '')
-const held = (id: string) => n8nWorkflow(id, { ...heldWorkflow, staticData: heldWorkflow.staticData as null, active: active.get(id) ?? false })
+const held = (id: string) => n8nWorkflow(id, { ...heldWorkflow, staticData: heldWorkflow.staticData as null, nodes: heldWorkflow.nodes as [], active: active.get(id) ?? false })
 nock(N8N_TEST_ORIGIN).persist()
   .get(/\/api\/v1\/executions/).reply(200, { data: [], nextCursor: null })
   .get(/\/api\/v1\/workflows\?/).reply(() => [200, { data: heldWorkflow.staticData ? [held('n8n-example-1')] : [], nextCursor: null }])
   .get(/\/api\/v1\/workflows\/[^/?]+$/).reply((uri: string) => [200, held(idOf(uri))])
   // The body matcher sees the parsed body (reply functions get only the request in nock 15); like
   // n8n, a body without staticData leaves the stored one as it was.
-  .post('/api/v1/workflows', (b: Record<string, unknown>) => { heldWorkflow = { name: typeof b?.name === 'string' ? b.name : heldWorkflow.name, staticData: b?.staticData ?? heldWorkflow.staticData }; return true })
+  .post('/api/v1/workflows', (b: Record<string, unknown>) => { heldWorkflow = { name: typeof b?.name === 'string' ? b.name : heldWorkflow.name, staticData: b?.staticData ?? heldWorkflow.staticData, nodes: Array.isArray(b?.nodes) ? b.nodes : heldWorkflow.nodes }; return true })
   .reply(() => [200, held('n8n-example-1')])
-  .put(/\/api\/v1\/workflows\/[^/]+$/, (b: Record<string, unknown>) => { heldWorkflow = { name: typeof b?.name === 'string' ? b.name : heldWorkflow.name, staticData: b?.staticData ?? heldWorkflow.staticData }; return true })
+  .put(/\/api\/v1\/workflows\/[^/]+$/, (b: Record<string, unknown>) => { heldWorkflow = { name: typeof b?.name === 'string' ? b.name : heldWorkflow.name, staticData: b?.staticData ?? heldWorkflow.staticData, nodes: Array.isArray(b?.nodes) ? b.nodes : heldWorkflow.nodes }; return true })
   .reply((uri: string) => [200, held(idOf(uri))])
   .post(/\/api\/v1\/workflows\/[^/]+\/(activate|deactivate)$/).reply((uri: string) => {
     const on = urlOf(uri).endsWith('/activate')
@@ -35,6 +35,8 @@ nock(N8N_TEST_ORIGIN).persist()
     return [200, held(idOf(uri))]
   })
   .delete(/\/api\/v1\/workflows\/[^/]+$/).reply((uri: string) => [200, held(idOf(uri))])
+  // The example workflow's Webhook trigger (POST /webhook/…), called by POST /workflows/{id}/run.
+  .post(/^\/webhook\//).reply(200, { message: 'Workflow was started' })
 
 const spec = h.app.swagger() as Record<string, any>
 const user = await testUser()
@@ -45,7 +47,10 @@ const ops: Op[] = []
 for (const [path, item] of Object.entries<Record<string, any>>(spec.paths)) {
   for (const [method, op] of Object.entries<any>(item)) ops.push({ method: method.toUpperCase(), path, op })
 }
-const rank = (o: Op): number => (o.op.operationId === 'createWorkflow' ? 0 : o.op.operationId === 'deleteWorkflow' ? 2 : 1)
+// As a person in Swagger UI would: create, try everything (activate before run: n8n serves a
+// webhook only while its workflow is active), deactivate, then delete.
+const order: Record<string, number> = { createWorkflow: 0, deactivateWorkflow: 2, deleteWorkflow: 3 }
+const rank = (o: Op): number => order[o.op.operationId as string] ?? 1
 ops.sort((a, b) => rank(a) - rank(b))
 
 let workflowId = ''

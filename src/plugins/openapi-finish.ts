@@ -33,7 +33,8 @@ export const operationExamples: Record<string, { body?: unknown, bodyOptional?: 
   updateWorkflow: { body: { description: 'Changed from Swagger UI' } },
   syncMyWorkflows: { body: {}, bodyOptional: true },
   edgeFunctionCompat: { body: { action: 'sync_all_workflows' } },
-  runCleanup: { body: { dry_run: true }, bodyOptional: true }
+  runCleanup: { body: { dry_run: true }, bodyOptional: true },
+  runWorkflow: { body: { hello: 'from Swagger UI' }, bodyOptional: true }
 }
 
 const defaultDescriptions: Record<string, string> = {

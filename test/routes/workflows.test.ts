@@ -396,7 +396,10 @@ t.test('unknown route → 404 problem; malformed JSON → 400 problem', async (t
   const u = await testUser()
   const nf = assertProblem(t, await inject({ method: 'GET', url: '/nope?x=1', headers: u.auth }), 404, 'not_found')
   t.equal(nf.detail, 'No route GET /nope')
-  assertProblem(t, await inject({ method: 'PUT', url: '/workflows', headers: u.auth }), 404, 'not_found')
+  // A known path with another method: 405 with Allow (issue 11), not 404.
+  const wrongMethod = await inject({ method: 'PUT', url: '/workflows', headers: u.auth })
+  assertProblem(t, wrongMethod, 405, 'method_not_allowed')
+  t.match(String(wrongMethod.headers.allow), /GET/)
   const bad = await inject({ method: 'POST', url: '/workflows', headers: { ...u.auth, 'content-type': 'application/json' }, payload: '{"name": "x",' })
   assertValidation(t, bad, ['body'])
   const empty = await inject({ method: 'POST', url: '/workflows', headers: { ...u.auth, 'content-type': 'application/json' }, payload: '' })
