@@ -26,7 +26,8 @@ t.test('first run: embedded database, dev secret, demo token, a working API', as
   child.stderr.on('data', (d) => { out += String(d) })
   const started = Date.now()
   // A first start creates the embedded database (PGlite init + every migration): seconds alone, far more on a loaded CI machine.
-  while (!/\n {2}eyJ/.test(out) && Date.now() - started < 120_000 && child.exitCode === null) {
+  // The token (stdout) and the log lines travel separately: wait for both before reading them.
+  while (!(/\n {2}eyJ/.test(out) && /generated development secret/.test(out)) && Date.now() - started < 120_000 && child.exitCode === null) {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   const port = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]
