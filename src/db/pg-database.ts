@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { AppError } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
 import { Semaphore } from '../lib/semaphore.ts'
 import { backoffDelay, sleep } from '../lib/backoff.ts'
 import { claimsSql, inlineParams, isConnectionError, parseTimestamptz } from './database.ts'

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TokenVerifier } from '../services/token-verifier.ts'
 import { supabaseUserCheck } from '../services/supabase-auth.ts'
 import type { UserIdentity } from '../services/token-verifier.ts'
-import { AppError } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
 import { serviceScope, userScope } from '../store/scope.ts'
 import type { Scope } from '../store/scope.ts'
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { AppError } from '../services/errors.ts'
-import type { ValidationIssue } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
+import type { ValidationIssue } from '../errors.ts'
 
 // Postgres cannot store U+0000 in text or jsonb: such a string would reach the database and fail
 // there as a 500. Every string that enters (body values and keys at any depth, query, path

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
-import { AppError } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
 import { redisWithFallback } from './rate-limit-store.ts'
 
 declare module 'fastify' {

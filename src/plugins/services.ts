@@ -8,7 +8,7 @@ import { CleanupService } from '../services/cleanup.ts'
 import { WorkflowRunner } from '../services/workflow-runner.ts'
 import { ExecutionStatsService } from '../services/execution-stats.ts'
 import { serviceScope } from '../store/scope.ts'
-import { AppError } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

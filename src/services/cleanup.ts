@@ -3,7 +3,7 @@ import { serviceScope } from '../store/scope.ts'
 import type { PurgeCounts } from '../store/cleanup-store.ts'
 import { PostgresStore } from '../store/postgres-store.ts'
 import type { Store } from '../store/store.ts'
-import { AppError, isAppError } from './errors.ts'
+import { AppError, isAppError } from '../errors.ts'
 import type { N8nClient, N8nWorkflow } from './n8n-client.ts'
 import { MARKER_KEY } from './workflow-service.ts'
 

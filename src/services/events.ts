@@ -33,7 +33,7 @@ import type { Workflow } from '../schemas/workflow.ts'
 import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, purgeEventLog, readEventLog } from '../store/event-store.ts'
 import type { EventLogRow, EventOp } from '../store/event-store.ts'
 import { inScope, readInScope, serviceScope, userScope } from '../store/scope.ts'
-import { AppError } from './errors.ts'
+import { AppError } from '../errors.ts'
 import { backoffDelay } from '../lib/backoff.ts'
 
 export interface EventHubSettings {

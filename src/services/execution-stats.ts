@@ -3,7 +3,7 @@ import type { Store } from '../store/store.ts'
 import type { ExecutionStatsRow, StatsBucket } from '../store/stats-store.ts'
 import { EXECUTION_STATUSES } from '../schemas/stats.ts'
 import type { ExecutionStats, ExecutionStatsFigures, ExecutionStatsTotals } from '../schemas/stats.ts'
-import { AppError } from './errors.ts'
+import { AppError } from '../errors.ts'
 
 // Analytics from the ledger (GET /workflows/{id}/stats, GET /stats): the store answers the
 // non-empty buckets of the rollup; this fills the window densely (charts need every bucket) and

@@ -10,8 +10,8 @@
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
-import { AppError } from './errors.ts'
-import type { ProblemCode } from './errors.ts'
+import { AppError } from '../errors.ts'
+import type { ProblemCode } from '../errors.ts'
 
 // ---------------------------------------------------------------------------
 // Public types

@@ -5,7 +5,7 @@
 // TokenVerifier (role, aud, iss, sub). The token is sent only to the project, never logged.
 import { createClient } from '@supabase/supabase-js'
 import { decodeJwt } from 'jose'
-import { AppError } from './errors.ts'
+import { AppError } from '../errors.ts'
 import type { VerifiedClaims } from './token-verifier.ts'
 
 export interface SupabaseUserCheckOptions {

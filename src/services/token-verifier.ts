@@ -24,7 +24,7 @@
 import { createHash, webcrypto } from 'node:crypto'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import type { CryptoKey, JWK, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
-import { AppError } from './errors.ts'
+import { AppError } from '../errors.ts'
 
 export interface VerifiedClaims {
   sub?: string

@@ -7,7 +7,7 @@
 // will actually serve), not from the row. The webhook call carries no API key.
 import type { Store } from '../store/store.ts'
 import type { Scope } from '../store/scope.ts'
-import { AppError } from './errors.ts'
+import { AppError } from '../errors.ts'
 import type { N8nClient, N8nNode } from './n8n-client.ts'
 import { isN8nNotFound } from './n8n-client.ts'
 import { identityOf, notOwnedReason } from './ownership.ts'

@@ -5,8 +5,8 @@
 // modes. PostgREST adds errors of its own (`PGRST…`, HTTP statuses, network failures): see
 // supabaseProblem.
 import { isConnectionError } from '../db/database.ts'
-import { AppError } from '../services/errors.ts'
-import type { ProblemCode } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
+import type { ProblemCode } from '../errors.ts'
 
 export const HINT_PREFIX = 'workflow_sync:'
 

@@ -1,5 +1,5 @@
 import type { Database, Queryable, UserClaims } from '../db/database.ts'
-import { AppError } from '../services/errors.ts'
+import { AppError } from '../errors.ts'
 
 // Who a piece of work runs as: a signed-in user under RLS, or the service (cron routes only).
 // A user scope made by the auth plugin also carries the caller's raw access token, which the

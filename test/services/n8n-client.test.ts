@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import t from 'tap'
 import nock from 'nock'
-import { AppError } from '../../src/services/errors.ts'
+import { AppError } from '../../src/errors.ts'
 import {
   N8nClient,
   N8nError,

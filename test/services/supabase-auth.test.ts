@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import nock from 'nock'
-import { AppError } from '../../src/services/errors.ts'
+import { AppError } from '../../src/errors.ts'
 import { supabaseUserCheck } from '../../src/services/supabase-auth.ts'
 import { TokenVerifier } from '../../src/services/token-verifier.ts'
 import { mintUserToken, nowSeconds, TEST_JWT_SECRET } from '../helpers/tokens.ts'

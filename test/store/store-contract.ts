@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
 import type { Database } from '../../src/db/database.ts'
-import { AppError } from '../../src/services/errors.ts'
+import { AppError } from '../../src/errors.ts'
 import { serviceScope, userScope } from '../../src/store/scope.ts'
 import type { Scope } from '../../src/store/scope.ts'
 import type { Store } from '../../src/store/store.ts'

@@ -35,7 +35,7 @@ storeContract(t, 'Supabase (supabase-js → PostgREST emulation → Postgres)', 
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
 import { decodeJwt } from 'jose'
-import { AppError } from '../../src/services/errors.ts'
+import { AppError } from '../../src/errors.ts'
 import { SupabaseError } from '../../src/store/errors.ts'
 import { serviceScope, userScope } from '../../src/store/scope.ts'
 import type { RecordedRequest } from '../helpers/postgrest-emulator.ts'

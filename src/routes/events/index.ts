@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { problems } from '../../schemas/problem.ts'
-import { AppError } from '../../services/errors.ts'
+import { AppError } from '../../errors.ts'
 
 const cursor = z.string().regex(/^\d{0,15}$/, 'must be an event id (digits)')
 

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { problems } from '../../schemas/problem.ts'
 import { cleanupReportSchema, compatActions, compatBody, syncResultSchema } from '../../schemas/sync.ts'
-import { AppError } from '../../services/errors.ts'
+import { AppError } from '../../errors.ts'
 
 export default async function workflowSyncCompatRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>()
