@@ -90,8 +90,19 @@ export function publicWorkflow (row: WorkflowRow & { cursor_ts?: string }): Work
 }
 
 function listItem (row: store.ListedWorkflowRow): WorkflowListItem {
-  const { deploy_attempts: _attempts, cursor_ts: _cursor, ...rest } = row
+  const { deploy_attempts: _attempts, cursor_ts: _cursor, row_version: _version, ...rest } = row
   return rest
+}
+
+type ListQuery = { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined, include?: 'definition' | undefined }
+
+function listFilter (q: ListQuery): WorkflowListQuery {
+  // One row more than the page: it tells whether a next page exists.
+  const filter: WorkflowListQuery = { limit: q.limit + 1, definition: q.include === 'definition' }
+  if (q.cursor) filter.after = decodeCursor(q.cursor)
+  if (q.status) filter.status = q.status
+  if (q.active !== undefined) filter.active = q.active
+  return filter
 }
 
 function userIdOf (scope: Scope): string {
@@ -127,19 +138,32 @@ export class WorkflowService {
     this.afterN8nCreate = opts.afterN8nCreate
   }
 
-  async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined, include?: 'definition' | undefined }): Promise<ListResult> {
+  async list (scope: Scope, q: ListQuery): Promise<ListResult> {
+    return (await this.listPage(scope, q)).page
+  }
+
+  /**
+   * The page and its tag: `id:row_version,...` of the rows read (the page and the one that tells
+   * whether a next page exists), or null when the store has no row versions. listTag reads the
+   * same tag without the rows.
+   */
+  async listPage (scope: Scope, q: ListQuery): Promise<{ page: ListResult, tag: string | null }> {
     userIdOf(scope)
-    const filter: WorkflowListQuery = { limit: q.limit + 1, definition: q.include === 'definition' }
-    if (q.cursor) filter.after = decodeCursor(q.cursor)
-    if (q.status) filter.status = q.status
-    if (q.active !== undefined) filter.active = q.active
-    const rows = await this.store.listWorkflows(scope, filter)
+    const rows = await this.store.listWorkflows(scope, listFilter(q))
     const page = rows.slice(0, q.limit)
     const last = page[page.length - 1]
+    const tag = rows.every((r) => r.row_version !== undefined) ? rows.map((r) => `${r.id}:${r.row_version}`).join(',') : null
     return {
-      data: page.map(listItem),
-      next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null
+      page: { data: page.map(listItem), next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null },
+      tag
     }
+  }
+
+  /** listPage's tag for the same query, without reading the rows; null when the store cannot. */
+  async listTag (scope: Scope, q: ListQuery): Promise<string | null> {
+    userIdOf(scope)
+    if (!this.store.workflowListTag) return null
+    return await this.store.workflowListTag(scope, listFilter(q))
   }
 
   async get (scope: Scope, id: string): Promise<Workflow> {

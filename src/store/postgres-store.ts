@@ -100,12 +100,13 @@ export class PostgresStore implements Store {
   // ---- workflows -------------------------------------------------------------------------------
 
   listWorkflows (scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]> {
-    const filter: sql.ListFilter = { userId: userIdOf(scope), limit: q.limit }
-    if (q.after) filter.after = q.after
-    if (q.status) filter.status = q.status
-    if (q.active !== undefined) filter.active = q.active
-    if (q.definition === false) filter.definition = false
+    const filter = listFilter(scope, q)
     return this.read(scope, (t) => sql.listWorkflows(t, filter))
+  }
+
+  workflowListTag (scope: Scope, q: WorkflowListQuery): Promise<string> {
+    const filter = listFilter(scope, q)
+    return this.read(scope, (t) => sql.listWorkflowTag(t, filter))
   }
 
   getWorkflow (scope: Scope, id: string): Promise<WorkflowRow | undefined> {
@@ -250,4 +251,13 @@ export class PostgresStore implements Store {
   liveTailOpenExecutions (scope: Scope, limit: number): Promise<OpenExecution[]> {
     return this.tx(scope, (t) => tailSql.liveTailOpenExecutions(t, limit))
   }
+}
+
+function listFilter (scope: Scope, q: WorkflowListQuery): sql.ListFilter {
+  const filter: sql.ListFilter = { userId: userIdOf(scope), limit: q.limit }
+  if (q.after) filter.after = q.after
+  if (q.status) filter.status = q.status
+  if (q.active !== undefined) filter.active = q.active
+  if (q.definition === false) filter.definition = false
+  return filter
 }

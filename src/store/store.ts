@@ -102,6 +102,11 @@ export interface Store {
   // ---- workflows (user scope unless said otherwise) -----------------------------------------
   /** The caller's workflows, newest first (created_at desc, id desc). */
   listWorkflows(scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]>
+  /**
+   * Optional: the page listWorkflows would answer as `id:row_version,...` (row_version as in its
+   * rows), read without the rows: a cheap If-None-Match check. Stores without row versions omit it.
+   */
+  workflowListTag?(scope: Scope, q: WorkflowListQuery): Promise<string>
   /** One workflow (user: their own; service: any). */
   getWorkflow(scope: Scope, id: string): Promise<WorkflowRow | undefined>
   /** Atomic: claim the idempotency key, insert the `pending` row, link it (create_workflow). */

@@ -37,9 +37,11 @@ export interface ListFilter {
 export type ListedWorkflowRow = Omit<WorkflowRow, DefinitionField> & Partial<Pick<WorkflowRow, DefinitionField>> & {
   /** created_at with microseconds, UTC ISO 8601: the keyset cursor (milliseconds would skip rows). */
   cursor_ts: string
+  /** The row version (Postgres xmin) where the store has one: GET /workflows' ETag. */
+  row_version?: string
 }
 
-export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<ListedWorkflowRow[]> {
+function listWhere (f: ListFilter): { where: string, params: unknown[] } {
   const params: unknown[] = [f.userId]
   let where = 'user_id = $1'
   if (f.after) {
@@ -55,11 +57,29 @@ export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<List
     where += ` and active = $${params.length}`
   }
   params.push(f.limit)
+  return { where, params }
+}
+
+// row_version (xmin: the transaction that wrote this version of the row) changes with every
+// insert and update, so the page's ids and row versions are a validator for GET /workflows that
+// listWorkflowTag reads without the rows themselves (README beside the route: conditional GETs).
+export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<ListedWorkflowRow[]> {
+  const { where, params } = listWhere(f)
   const res = await tx.query<ListedWorkflowRow>(
-    `select ${f.definition === false ? SUMMARY_COLUMNS : WORKFLOW_COLUMNS}, deploy_attempts,
+    `select ${f.definition === false ? SUMMARY_COLUMNS : WORKFLOW_COLUMNS}, deploy_attempts, xmin::text as row_version,
        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_ts
      from public.mvp_workflows where ${where} order by created_at desc, id desc limit $${params.length}`, params)
   return res.rows
+}
+
+/** The same page as listWorkflows, as `id:row_version,...` in page order (see listPageTag). */
+export async function listWorkflowTag (tx: Queryable, f: ListFilter): Promise<string> {
+  const { where, params } = listWhere(f)
+  const res = await tx.query<{ tag: string }>(
+    `select coalesce(string_agg(id::text || ':' || v, ',' order by created_at desc, id desc), '') as tag
+     from (select id, created_at, xmin::text as v from public.mvp_workflows where ${where}
+           order by created_at desc, id desc limit $${params.length}) page`, params)
+  return res.rows[0]?.tag ?? ''
 }
 
 export async function getWorkflow (tx: Queryable, userId: string | null, id: string, forUpdate = false): Promise<WorkflowRow | undefined> {

@@ -104,3 +104,42 @@ t.test('GET /workflows/{id}: ETag "<version>.<digest>", 304, and If-Match still 
   t.equal(parseVersion('W/"3"'), 3)
   t.throws(() => parseVersion('"1.2.3"'), /If-Match must be/)
 })
+
+t.test('GET /workflows: the If-None-Match check (row versions) agrees with the page it stands for', async (t) => {
+  const c = await testUser()
+  const cids: string[] = []
+  for (let i = 0; i < 3; i++) cids.push(await seed(c, 20 + i))
+  const first = await get(c, '/workflows?limit=1')
+  const etag = first.headers.etag as string
+  t.same(first.json().data.map((w: { id: string }) => w.id), [cids[2]])
+  t.equal((await get(c, '/workflows?limit=1', { 'if-none-match': etag })).statusCode, 304)
+  // a row that is neither on the page nor the next one: the page did not change
+  await db.query('update public.mvp_workflows set execution_count = 5 where id = $1', [cids[0]])
+  t.equal((await get(c, '/workflows?limit=1', { 'if-none-match': etag })).statusCode, 304, 'a change two rows down leaves the page alone')
+  t.not((await get(c, '/workflows?limit=3')).headers.etag, (await get(c, '/workflows?limit=2')).headers.etag, 'the limit is part of the ETag')
+
+  // an update that changes nothing visible still writes a new row version: a 200, never a stale 304
+  await db.query('update public.mvp_workflows set name = name where id = $1', [cids[2]])
+  const touched = await get(c, '/workflows?limit=1', { 'if-none-match': etag })
+  t.equal(touched.statusCode, 200)
+  const etag2 = touched.headers.etag as string
+  t.equal((await get(c, '/workflows?limit=1', { 'if-none-match': etag2 })).statusCode, 304, 'the 200\'s ETag is the one the check computes')
+
+  // through the service: a write is seen by the next poll (read-your-writes)
+  const patched = await app.inject({ method: 'PATCH', url: `/workflows/${cids[2]}`, headers: c.auth, payload: { description: 'changed through the API' } })
+  t.ok([200, 503].includes(patched.statusCode), `PATCH answered ${patched.statusCode}`)
+  const afterPatch = await get(c, '/workflows?limit=1', { 'if-none-match': etag2 })
+  t.equal(afterPatch.statusCode, 200, 'the write changed the ETag')
+  t.equal(afterPatch.json().data[0].description, 'changed through the API')
+
+  // the next page's first row decides next_cursor: deleting it changes the page's ETag
+  const etag3 = afterPatch.headers.etag as string
+  await db.query('delete from public.mvp_workflows where id = $1', [cids[1]])
+  const afterDelete = await get(c, '/workflows?limit=1', { 'if-none-match': etag3 })
+  t.equal(afterDelete.statusCode, 200, 'a delete of the row after the page changes the ETag')
+  t.type(afterDelete.json().next_cursor, 'string', 'a next page still exists (the oldest row)')
+  await db.query('delete from public.mvp_workflows where id = $1', [cids[0]])
+  const last = await get(c, '/workflows?limit=1', { 'if-none-match': afterDelete.headers.etag as string })
+  t.equal(last.statusCode, 200)
+  t.equal(last.json().next_cursor, null, 'no next page any more: another ETag')
+})

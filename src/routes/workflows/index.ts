@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { problems } from '../../schemas/problem.ts'
 import { executionListSchema, executionsQuery } from '../../schemas/sync.ts'
 import { executionStatsQuery, executionStatsSchema } from '../../schemas/stats.ts'
-import { conditionalGet } from './conditional.ts'
+import { conditionalGet, listPageEtag, noneMatch } from './conditional.ts'
 import {
   createWorkflowBody, idempotencyKeyHeader, ifMatchHeader, ifNoneMatchHeader, listWorkflowsQuery, updateWorkflowBody,
   workflowIdParams, workflowListSchema, workflowSchema
@@ -40,7 +40,20 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
       querystring: listWorkflowsQuery,
       response: { 200: workflowListSchema, 304: notModified, ...problems(400, 401, 403, 429, 500, 503) }
     }
-  }, async (request) => app.workflowService.list(request.scope!, request.query))
+  }, async (request, reply) => {
+    const scope = request.scope!
+    const userId = request.user!.userId
+    const ifNoneMatch = request.headers['if-none-match']
+    if (ifNoneMatch) {
+      // A poller's request: the page's row versions alone decide whether anything changed.
+      const tag = await app.workflowService.listTag(scope, request.query)
+      if (tag !== null && noneMatch(ifNoneMatch, listPageEtag(reply, userId, request.query, tag))) return reply.code(304).send(null)
+    }
+    const { page, tag } = await app.workflowService.listPage(scope, request.query)
+    // The ETag of the rows as read now (they may have changed since the check above).
+    if (tag !== null) listPageEtag(reply, userId, request.query, tag)
+    return page
+  })
 
   app.post('/workflows', {
     onRequest: app.authenticate,
