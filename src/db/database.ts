@@ -107,9 +107,18 @@ const PG_UTC_TIMESTAMP = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d+)?)\+00
  * that only needs its separator and zone rewritten; any other zone goes through Date.
  */
 export function parseTimestamptz (v: string): string {
+  // The common text form, `2025-01-08 10:00:00.123456+00`, by slicing: this runs for every
+  // timestamp of every row read (five per workflow), and a regex and a replace cost ~3x as much.
+  if (v.length >= 22 && v.length <= 29 && v.charCodeAt(10) === 32 && v.endsWith('+00') && FAST_UTC.test(v)) {
+    const frac = v.length === 22 ? '' : v.slice(20, -3)
+    return `${v.slice(0, 10)}T${v.slice(11, 19)}.${frac.length === 6 ? frac : frac.padEnd(6, '0')}Z`
+  }
   const m = PG_UTC_TIMESTAMP.exec(v)
   return microseconds(m ? `${m[1]}T${m[2]}Z` : new Date(v).toISOString())
 }
+
+// `YYYY-MM-DD HH:MM:SS` then nothing or `.` and 1–6 digits, then `+00` (sticky checks, no capture).
+const FAST_UTC = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\+00$/
 
 /**
  * One precision in every answer, whatever the database: six fractional digits (Postgres stores

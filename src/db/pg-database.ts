@@ -115,8 +115,17 @@ export class PgDatabase implements Database {
     return this.transaction('authenticated', JSON.stringify(claims), fn)
   }
 
+  // The RLS preamble per claims object: a caller's scope (and so its claims) is reused across its
+  // requests while its token is cached (src/plugins/auth.ts).
+  private readonly userPreamble = new WeakMap<UserClaims, string>()
+
   async readAsUser<R> (claims: UserClaims, sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
-    const text = `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${pg.escapeLiteral(JSON.stringify(claims))}, true);\n${inlineParams(sql, params, pg.escapeLiteral)}`
+    let preamble = this.userPreamble.get(claims)
+    if (preamble === undefined) {
+      preamble = `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${pg.escapeLiteral(JSON.stringify(claims))}, true);\n`
+      this.userPreamble.set(claims, preamble)
+    }
+    const text = preamble + inlineParams(sql, params, pg.escapeLiteral)
     try {
       const res = await this.pool.query(text) as unknown as pg.QueryResult[]
       const last = res[res.length - 1]!

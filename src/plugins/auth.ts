@@ -7,6 +7,7 @@ import type { UserIdentity } from '../services/token-verifier.ts'
 import { AppError } from '../errors.ts'
 import { serviceScope, userScope } from '../store/scope.ts'
 import type { Scope } from '../store/scope.ts'
+import type { UserClaims } from '../db/database.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -66,12 +67,23 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
   app.decorateRequest('user', null)
   app.decorateRequest('scope', null)
 
+  // The verifier answers a cached token with the same frozen claims object until its exp: the
+  // identity and the scope's claims made from it are kept beside it (weakly: they go when the
+  // cache entry does), so a repeated token costs no new objects and the database reuses its RLS
+  // preamble. The token itself is not kept (the scope carrying it is made per request).
+  const sessions = new WeakMap<object, { identity: UserIdentity, claims: UserClaims }>()
+
   async function authenticate (request: FastifyRequest): Promise<void> {
     const token = bearerToken(request)
     try {
       const identity = await verifier.verifyUser(token)
-      request.user = identity
-      request.scope = userScope({ ...identity.claims, sub: identity.userId, role: 'authenticated' }, token)
+      let session = sessions.get(identity.claims)
+      if (session === undefined) {
+        session = { identity, claims: Object.freeze({ ...identity.claims, sub: identity.userId, role: 'authenticated' as const }) }
+        sessions.set(identity.claims, session)
+      }
+      request.user = session.identity
+      request.scope = userScope(session.claims, token)
     } catch (err) {
       throw withChallenge(err)
     }

@@ -32,7 +32,23 @@ export function findNul (value: unknown, path: string, out: ValidationIssue[] = 
   return out
 }
 
+/** Whether any string or key holds NUL: the common (clean) request pays no path strings. */
+function hasNul (value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes(NUL)
+  if (value === null || typeof value !== 'object' || depth > 64) return false
+  if (Array.isArray(value)) {
+    for (const v of value) if (hasNul(v, depth + 1)) return true
+    return false
+  }
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) continue
+    if (k.includes(NUL) || hasNul((value as Record<string, unknown>)[k], depth + 1)) return true
+  }
+  return false
+}
+
 export function nulIssues (request: FastifyRequest): ValidationIssue[] {
+  if (!hasNul(request.headers) && !hasNul(request.params) && !hasNul(request.query) && !hasNul(request.body)) return []
   const issues: ValidationIssue[] = []
   findNul(request.headers, 'headers', issues)
   findNul(request.params, 'params', issues)

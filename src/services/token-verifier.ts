@@ -21,7 +21,7 @@
 //   no secret is configured (a project on the legacy secret whose secret this service was not
 //   given). The provider's answer is cached like a local one, but at most remoteCacheTtlMs; the
 //   role/aud/iss/sub checks of verifyUser / verifyService apply to its claims all the same.
-import { createHash, webcrypto } from 'node:crypto'
+import { hash, webcrypto } from 'node:crypto'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import type { CryptoKey, JWK, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
 import { AppError } from '../errors.ts'
@@ -230,7 +230,7 @@ export class TokenVerifier {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       throw invalidToken('malformed')
     }
-    const key = createHash('sha256').update(token).digest('base64url')
+    const key = hash('sha256', token, 'base64url') // one-shot: no Hash object per request
     const hit = this.#cache.get(key)
     if (hit !== undefined) {
       if (this.#now() < hit.expMs) {

@@ -11,6 +11,7 @@ const meSchema = z.object({
 }).meta({ id: 'Me' })
 
 export default async function meRoutes (fastify: FastifyInstance): Promise<void> {
+  const answers = new WeakMap<object, z.infer<typeof meSchema>>()
   const app = fastify.withTypeProvider<ZodTypeProvider>()
   app.get('/me', {
     onRequest: app.authenticate,
@@ -23,6 +24,9 @@ export default async function meRoutes (fastify: FastifyInstance): Promise<void>
     }
   }, async (request) => {
     const u = request.user!
-    return { user_id: u.userId, email: u.email, role: u.role, expires_at: new Date(u.expiresAt * 1000).toISOString() }
+    // The auth plugin hands out one identity object per verified token: its answer is built once.
+    let body = answers.get(u)
+    if (body === undefined) answers.set(u, body = { user_id: u.userId, email: u.email, role: u.role, expires_at: new Date(u.expiresAt * 1000).toISOString() })
+    return body
   })
 }
