@@ -62,9 +62,11 @@ const server = spawn(process.execPath, [...PRODUCTION_NODE_FLAGS, 'src/server.ts
 })
 const base = `http://127.0.0.1:${port}`
 try {
-  for (let i = 0; ; i++) {
+  // Up to 240 s, like the spawned-server tests: PGlite's first boot (migrations) is slow on a busy machine.
+  const deadline = Date.now() + 240_000
+  for (;;) {
     if (await fetch(`${base}/health`).then((r) => r.ok, () => false)) break
-    if (i > 240 || server.exitCode !== null) throw new Error('the service did not start')
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`the service did not start (exit code ${server.exitCode})`)
     await sleep(250)
   }
   const cfg = await (await fetch(`${base}/dashboard/config.json`)).json() as { data_mode: string, demo: { access_token: string } | null }
