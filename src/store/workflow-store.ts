@@ -62,7 +62,7 @@ function listWhere (f: ListFilter): { where: string, params: unknown[] } {
 
 // row_version (xmin: the transaction that wrote this version of the row) changes with every
 // insert and update, so the page's ids and row versions are a validator for GET /workflows that
-// listWorkflowTag reads without the rows themselves (README beside the route: conditional GETs).
+// listWorkflowTag reads without the rows themselves (src/routes/workflows/conditional.ts).
 export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<ListedWorkflowRow[]> {
   const { where, params } = listWhere(f)
   const res = await tx.query<ListedWorkflowRow>(
