@@ -253,6 +253,26 @@ t.test(`dashboard ↔ service ↔ n8n ${VERSION}`, async (t) => {
     t.pass('tab 2 followed')
   })
 
+  await t.test('run button: POST /workflows/{id}/run calls the webhook in n8n → the count moves', async (t) => {
+    const runButton = row(tab1, names.first).getByRole('button', { name: `Run ${names.first}` })
+    t.equal(await runButton.count(), 1, 'a webhook workflow has a run button (this server has the run endpoint)')
+    const before = Number(await cell(tab1, names.first, 'executions').textContent())
+    t.equal(before, 3, 'three executions so far (scenarios 1 and 3)')
+    const answered = tab1.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith(`/run`))
+    await runButton.click()
+    t.equal((await answered).status(), 202, 'n8n accepted the webhook call')
+    await tab1.locator('#notice', { hasText: `Run of “${names.first}” started.` }).waitFor({ timeout: UI_TIMEOUT })
+    await n8nExecutionsFinal(api, n8nIds.first!, before + 1)
+    // With the live tail the row moves by itself; without it, a sync brings the run in.
+    if (!liveTail) await tab1.getByRole('button', { name: `Sync ${names.first}` }).click()
+    for (const [label, page] of [['tab 1', tab1], ['tab 2', tab2!]] as const) {
+      await cell(page, names.first, 'executions').getByText(String(before + 1), { exact: true }).waitFor({ timeout: UI_TIMEOUT })
+      t.equal(await cell(page, names.first, 'successes').textContent(), String(before + 1), `${label}: the run counted as a success`)
+    }
+    t.match(await cell(tab1, names.first, 'last-run').textContent(), /success/)
+    t.equal(await tab1.locator('#banner').isVisible(), false, 'no error shown')
+  })
+
   await t.test('delete with confirmation; 360 px wide; accessible names; no console errors', async (t) => {
     await row(tab1, names.second).getByRole('button', { name: `Delete ${names.second}` }).click()
     await tab1.getByRole('button', { name: 'Cancel' }).click()

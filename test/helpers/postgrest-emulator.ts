@@ -10,16 +10,21 @@
 //   POST /rest/v1/rpc/<fn> with a JSON object of named arguments → the function's result as JSON
 //     (an array of rows for set-returning functions), the overload chosen by argument names.
 //   Errors: `{ code, message, details, hint }` with PostgREST's HTTP status for the SQLSTATE.
-//   GET /auth/v1/user → the user of a valid access token (GoTrue's error JSON otherwise).
+//   /auth/v1/* → Supabase Auth's password and refresh grants, logout and /user (gotrue-emulator.ts).
 // Only the subset the Supabase store uses is understood; anything else answers an error (the test
 // then fails), so the store cannot drift into requests a real PostgREST would refuse.
 //
-// nock 15 hands reply functions the fetch Request (the body is read from it per request): the
-// `(uri, body) => …` form is unreliable under fetch, so it is not used.
+// One request handler (`createSupabaseHandler`, fetch Request in, [status, body, headers] out)
+// serves two ways: through nock, in-process (`startPostgrestEmulator`, the store and service
+// tests), and behind a real HTTP server with Realtime beside it (supabase-stand-in.ts, for a
+// browser). nock 15 hands reply functions the fetch Request (the body is read from it per
+// request): the `(uri, body) => …` form is unreliable under fetch, so it is not used.
 import { createSecretKey } from 'node:crypto'
 import nock from 'nock'
 import pg from 'pg'
 import { jwtVerify, errors as joseErrors } from 'jose'
+import { gotrueEmulator } from './gotrue-emulator.ts'
+import type { GotrueEmulator } from './gotrue-emulator.ts'
 import { mintLegacyKey, TEST_JWT_SECRET } from './tokens.ts'
 
 export interface RecordedRequest {
@@ -54,7 +59,7 @@ export interface PostgrestEmulator {
   stop(): Promise<void>
 }
 
-interface Claims {
+export interface Claims {
   role: string
   sub?: string
   [k: string]: unknown
@@ -224,8 +229,21 @@ function tableQuery (params: URLSearchParams, p: Params): { select: string, wher
 
 // ---- the emulator ------------------------------------------------------------------------------
 
-export async function startPostgrestEmulator (databaseUrl: string, opts: { url?: string, jwtSecret?: string } = {}): Promise<PostgrestEmulator> {
-  const url = opts.url ?? `http://supabase-${Math.random().toString(36).slice(2, 8)}.test`
+/** The emulated project's request handling, shared by the nock and the real-HTTP front ends. */
+export interface SupabaseHandler extends Omit<PostgrestEmulator, 'stop'> {
+  /** One request → [status, body, headers]; throws (a network failure) for an injected `network`. */
+  handle (req: Request): Promise<[number, string, Record<string, string>]>
+  auth: GotrueEmulator
+  pool: pg.Pool
+  /** The claims of a valid JWT of the project (PostgREST's checks and errors). */
+  claimsOf (token: string): Promise<Claims>
+  /** `fn` in a transaction as the JWT's role with request.jwt.claims set (how PostgREST applies RLS). */
+  inRole<T> (claims: Claims, fn: (c: pg.PoolClient) => Promise<T>): Promise<T>
+  close (): Promise<void>
+}
+
+export async function createSupabaseHandler (databaseUrl: string, opts: { url: string, jwtSecret?: string }): Promise<SupabaseHandler> {
+  const url = opts.url
   const secret = opts.jwtSecret ?? TEST_JWT_SECRET
   const key = createSecretKey(Buffer.from(secret))
   const anonKey = await mintLegacyKey({ secret, role: 'anon' })
@@ -235,7 +253,7 @@ export async function startPostgrestEmulator (databaseUrl: string, opts: { url?:
   const requests: RecordedRequest[] = []
   const injected: Array<{ failure: Injected, match: (m: string, p: string) => boolean }> = []
   let jitter = 0
-  const state = { authUserCalls: 0 }
+  const auth = gotrueEmulator(pool, { issuer: `${url}/auth/v1`, key })
 
   async function claimsOf (token: string): Promise<Claims> {
     try {
@@ -339,26 +357,6 @@ export async function startPostgrestEmulator (databaseUrl: string, opts: { url?:
     return { status: 200, body: r ?? 'null', headers: {} }
   }
 
-  async function authUser (headers: Headers): Promise<{ status: number, body: string, headers: Record<string, string> }> {
-    state.authUserCalls++
-    const m = /^Bearer (\S+)$/.exec(headers.get('authorization') ?? '')
-    const fail = (status: number, code: string, msg: string): { status: number, body: string, headers: Record<string, string> } =>
-      ({ status, body: JSON.stringify({ code: status, error_code: code, msg }), headers: {} })
-    if (!m) return fail(401, 'no_authorization', 'This endpoint requires a valid Bearer token')
-    try {
-      const { payload } = await jwtVerify(m[1]!, key, { algorithms: ['HS256'] })
-      if (typeof payload.sub !== 'string') return fail(403, 'bad_jwt', 'invalid claim: missing sub claim')
-      return {
-        status: 200,
-        body: JSON.stringify({ id: payload.sub, aud: payload.aud ?? 'authenticated', role: payload.role, email: payload.email ?? '', app_metadata: {}, user_metadata: {}, created_at: new Date(0).toISOString() }),
-        headers: {}
-      }
-    } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) return fail(403, 'bad_jwt', 'invalid JWT: unable to parse or verify signature, token has invalid claims: token is expired')
-      return fail(403, 'bad_jwt', 'invalid JWT: unable to parse or verify signature, signature is invalid')
-    }
-  }
-
   async function handle (req: Request): Promise<[number, string, Record<string, string>]> {
     const u = new URL(req.url)
     const text = req.method === 'GET' || req.method === 'HEAD' ? '' : await req.text()
@@ -390,17 +388,19 @@ export async function startPostgrestEmulator (databaseUrl: string, opts: { url?:
     }
     const json = { 'content-type': 'application/json; charset=utf-8' }
     try {
-      if (u.pathname === '/auth/v1/user' && req.method === 'GET') {
-        const a = await authUser(req.headers)
-        rec.status = a.status
-        return [a.status, a.body, json]
-      }
-      // The API gateway: no apikey, no entry.
+      // The API gateway: no apikey, no entry (GET /auth/v1/user is answered without, as before).
       const apikey = req.headers.get('apikey')
-      if (apikey !== anonKey && apikey !== serviceKey) {
+      const gatewayChecked = !(u.pathname === '/auth/v1/user' && req.method === 'GET')
+      if (gatewayChecked && apikey !== anonKey && apikey !== serviceKey) {
         throw new HttpError(401, { message: apikey ? 'Invalid API key' : 'No API key found in request', hint: 'No `apikey` request header or url param was found.' })
       }
-      const bearer = /^Bearer (\S+)$/.exec(req.headers.get('authorization') ?? '')?.[1] ?? apikey
+      if (u.pathname.startsWith('/auth/v1/')) {
+        const a = await auth.handle(req.method, u, req.headers, rec.body)
+        if (!a) throw new HttpError(404, { code: 404, error_code: 'not_found', msg: `${req.method} ${u.pathname} is not emulated` })
+        rec.status = a.status
+        return [a.status, a.body, a.headers]
+      }
+      const bearer = /^Bearer (\S+)$/.exec(req.headers.get('authorization') ?? '')?.[1] ?? apikey ?? ''
       const claims = await claimsOf(bearer)
       rec.role = claims.role
       rec.sub = typeof claims.sub === 'string' ? claims.sub : null
@@ -437,21 +437,41 @@ export async function startPostgrestEmulator (databaseUrl: string, opts: { url?:
     }
   }
 
-  const scopes = ['GET', 'POST', 'PATCH', 'DELETE', 'HEAD'].map((method) =>
-    nock(url).persist().intercept(/.*/, method).reply(async (req: unknown) => await handle(req as Request)))
-
   return {
     url,
     anonKey,
     serviceKey,
     requests,
-    get authUserCalls () { return state.authUserCalls },
+    get authUserCalls () { return auth.userCalls },
     inject (failure, match = () => true) { injected.push({ failure, match }) },
     setJitter (ms) { jitter = ms },
+    handle,
+    auth,
+    pool,
+    claimsOf,
+    inRole,
+    async close () { await pool.end() }
+  }
+}
+
+/** The emulated project in-process, through nock (for tests that run the store or the app in this process). */
+export async function startPostgrestEmulator (databaseUrl: string, opts: { url?: string, jwtSecret?: string } = {}): Promise<PostgrestEmulator> {
+  const url = opts.url ?? `http://supabase-${Math.random().toString(36).slice(2, 8)}.test`
+  const h = await createSupabaseHandler(databaseUrl, { ...opts, url })
+  const scopes = ['GET', 'POST', 'PATCH', 'DELETE', 'HEAD'].map((method) =>
+    nock(url).persist().intercept(/.*/, method).reply(async (req: unknown) => await h.handle(req as Request)))
+  return {
+    url,
+    anonKey: h.anonKey,
+    serviceKey: h.serviceKey,
+    requests: h.requests,
+    get authUserCalls () { return h.authUserCalls },
+    inject: h.inject,
+    setJitter: h.setJitter,
     async stop () {
       // (nock.cleanAll() in the test's teardown removes the interceptors)
       for (const s of scopes) s.persist(false)
-      await pool.end()
+      await h.close()
     }
   }
 }

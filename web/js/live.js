@@ -94,8 +94,12 @@ export function watchRealtime ({ client, token, onUpsert, onDelete, onReload, on
     })
     .subscribe((status, err) => {
       // No replay in Realtime: every (re)subscription reloads the list (the catch-up).
-      if (status === 'SUBSCRIBED') { onState('live'); onReload() } else if (status === 'CHANNEL_ERROR') onState('error', err?.message ?? 'Realtime channel error; retrying')
-      else if (status === 'TIMED_OUT' || status === 'CLOSED') onState('reconnecting', 'Realtime connection lost; reconnecting')
+      // A lost socket is a CHANNEL_ERROR too (its cause the transport's Event), and supabase-js
+      // reconnects by itself: grey. Red when Realtime itself refused (the reply is the cause).
+      if (status === 'SUBSCRIBED') { onState('live'); onReload() } else if (status === 'CHANNEL_ERROR') {
+        const refused = (err?.cause !== undefined && !(err.cause instanceof Event)) || /mismatch/.test(err?.message ?? '')
+        onState(refused ? 'error' : 'reconnecting', err?.message ?? 'Realtime channel error; retrying')
+      } else if (status === 'TIMED_OUT' || status === 'CLOSED') onState('reconnecting', 'Realtime connection lost; reconnecting')
     })
   signal?.addEventListener('abort', () => { void client.removeChannel(channel) }, { once: true })
 }
