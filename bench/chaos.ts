@@ -21,6 +21,7 @@ import type { ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pg from 'pg'
 import { SignJWT } from 'jose'
 import { Redis } from 'ioredis'
@@ -522,7 +523,6 @@ async function scenarioN8nFlaps (): Promise<void> {
 // ---- 3: SIGKILL at random moments ---------------------------------------------------------------
 
 async function scenarioSigkill (): Promise<void> {
-  out('\n## 3. SIGKILL at random moments of deploys, syncs and cleanup (20 runs)')
   if (seeded.length === 0) await seedSyncWorkflows()
   const u = await makeUser()
   const accepted = new Set<string>()
@@ -536,6 +536,7 @@ async function scenarioSigkill (): Promise<void> {
   let crashes = 0
   const kinds = ['deploy', 'sync', 'cleanup'] as const
   const RUNS = Number(process.env.CHAOS_KILL_RUNS ?? 20)
+  out(`\n## 3. SIGKILL at random moments of deploys, syncs and cleanup (${RUNS} runs)`)
   const recoveries: number[] = []
   const deployRuns = Array.from({ length: RUNS }, (_, i) => kinds[i % 3]).filter((k) => k === 'deploy').length
   // each run's restarted process (after its sync) is the next run's victim
@@ -671,17 +672,37 @@ async function scenarioSoak (): Promise<void> {
   let tick = 0
   // CPU of the service and of this driver, per minute: tells a saturated service from a starved
   // machine (or a starved driver, whose late timers would look like slow answers)
-  const cpu: Array<{ app: number, driver: number }> = []
+  const cpu: Array<{ app: number, driver: number, lagP99: number, lagMax: number, load: number }> = []
   let cpuMark = { app: cpuMs(app.pid), driver: process.cpuUsage(), t: now() }
+  const lag = monitorEventLoopDelay({ resolution: 20 })
+  lag.enable()
   const sampleCpu = (): void => {
     const t = now()
     const d = process.cpuUsage(cpuMark.driver)
     const wall = (t - cpuMark.t) / 1000
-    cpu.push({ app: (cpuMs(app.pid) - cpuMark.app) / 10 / wall, driver: (d.user + d.system) / 10_000 / wall })
+    cpu.push({ app: (cpuMs(app.pid) - cpuMark.app) / 10 / wall, driver: (d.user + d.system) / 10_000 / wall, lagP99: lag.percentile(99) / 1e6, lagMax: lag.max / 1e6, load: loadavg()[0]! })
+    lag.reset()
     cpuMark = { app: cpuMs(app.pid), driver: process.cpuUsage(), t }
   }
   const cpuTimer = setInterval(sampleCpu, 60_000)
   const rssTimer = setInterval(() => { rss.push({ t: now() - start, mb: rssMb(app.pid) }) }, 5000)
+  // When answers get slow, what the service and the database are waiting on (at most every 15 s,
+  // 6 times): the pool's gauges and the sessions of pg_stat_activity that are not idle.
+  let lastSnapshot = 0
+  let snapshots = 0
+  const snapshot = async (why: string): Promise<void> => {
+    if (snapshots >= 6 || now() - lastSnapshot < 15_000) return
+    lastSnapshot = now(); snapshots++
+    const m = await fetch(`${app.base}/metrics`, { headers: { authorization: `Bearer ${CRON_SECRET}` }, signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => '')
+    const pool = [...m.matchAll(/db_pool_(\w+) (\d+)/g)].map((x) => `${x[1]}=${x[2]}`).join(' ')
+    const act = await withDb((c) => c.query<{ application_name: string, state: string, wait: string, secs: string, q: string }>(
+      `select application_name, state, coalesce(wait_event_type || ':' || wait_event, '') as wait,
+              round(extract(epoch from now() - coalesce(query_start, backend_start))::numeric, 1)::text as secs, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
+         from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'
+        order by query_start limit 12`)).catch((err: Error) => ({ rows: [], rowCount: 0, error: err.message }))
+    out(`  [${fmtMs(now() - start)}] ${why}: pool ${pool || 'n/a'}; ${act.rows.length} busy sessions`)
+    for (const r of act.rows) out(`      ${r.application_name} ${r.state} ${r.wait} ${r.secs} s: ${r.q}`)
+  }
   while (now() < end) {
     const due = start + (tick * 1000) / rate
     if (due > now()) await sleep(due - now())
@@ -697,12 +718,17 @@ async function scenarioSoak (): Promise<void> {
       else rec.add('sync', t0, await call(app.base, 'POST', '/sync', u.json, {}, 30_000))
     })()
     inflight.add(p)
-    void p.finally(() => inflight.delete(p))
+    void p.finally(() => {
+      inflight.delete(p)
+      const last = rec.samples.at(-1)
+      if (last && last.t1 - last.t0 > 3000) void snapshot(`${last.op} took ${fmtMs(last.t1 - last.t0)}, ${inflight.size} in flight`)
+    })
   }
   await Promise.all(inflight)
   clearInterval(rssTimer)
   clearInterval(cpuTimer)
   if (now() - cpuMark.t > 10_000) sampleCpu()
+  lag.disable()
   const streamsAlive = streams.filter((s) => s.connects >= 1).length
   const streamReconnects = streams.reduce((a, s) => a + Math.max(0, s.connects - 1), 0)
   await Promise.all(streams.map((s) => s.close()))
@@ -727,7 +753,7 @@ async function scenarioSoak (): Promise<void> {
   const firstBad = rec.samples.filter((x) => x.status !== 429 && (x.status < 200 || x.status >= 300)).sort((a, b) => a.t0 - b.t0)[0]
   if (firstBad) out(`  first error: ${firstBad.op} ${firstBad.status} ${firstBad.code ?? ''} sent ${fmtMs(firstBad.t0 - start)} into the soak`)
   out(`  per operation: ${ops.map((op) => { const xs = rec.samples.filter((s) => s.op === op).map((s) => s.t1 - s.t0); return `${op} n=${xs.length} p50 ${fmtMs(pct(xs, 50))} p99 ${fmtMs(pct(xs, 99))}` }).join('; ')}`)
-  out(`  CPU per minute (% of one core) service: ${cpu.map((c) => c.app.toFixed(0)).join(', ')}; driver: ${cpu.map((c) => c.driver.toFixed(0)).join(', ')}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`)
+  out(`  CPU per minute (% of one core) service: ${cpu.map((c) => c.app.toFixed(0)).join(', ')}; driver: ${cpu.map((c) => c.driver.toFixed(0)).join(', ')}; driver event-loop delay p99/max per minute: ${cpu.map((c) => `${fmtMs(c.lagP99)}/${fmtMs(c.lagMax)}`).join(', ')}; machine load average (1 min) per minute: ${cpu.map((c) => c.load.toFixed(1)).join(', ')}`)
   out(`  RSS MB: first ${rss[0]?.mb.toFixed(0)}, max ${Math.max(...rss.map((x) => x.mb)).toFixed(0)}, last ${rss.at(-1)?.mb.toFixed(0)}; trend over the last ${(windowMs / 60_000).toFixed(1)} min ${slope.toFixed(2)} MB/min (${growth.toFixed(1)} MB over the window); streams open ${streamsAlive}/200, reconnects ${streamReconnects}`)
   verdict('4 soak', {
     requests: rec.samples.length,
