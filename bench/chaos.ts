@@ -367,7 +367,15 @@ async function scenarioPostgresRestart (): Promise<void> {
   const tStop = now()
   await cluster.stop('fast')
   const tDown = now()
-  await sleep(5000)
+  // the pool's gauges while the database is down (/metrics reads them without the database): a
+  // pool whose slots are all held and has waiters would explain requests that wait instead of 503
+  const poolDown: string[] = []
+  for (let i = 0; i < 4; i++) {
+    await sleep(1250)
+    const m = await fetch(`${app.base}/metrics`, { headers: { authorization: `Bearer ${CRON_SECRET}` }, signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => '')
+    poolDown.push(`${fmtMs(now() - tDown)}: ${[...m.matchAll(/db_pool_(\w+) (\d+)/g)].map((x) => `${x[1]}=${x[2]}`).join(' ') || 'n/a'}`)
+  }
+  await sleep(Math.max(0, 5000 - (now() - tDown)))
   const tStart = now()
   await cluster.start()
   const tUp = now()
@@ -420,6 +428,7 @@ async function scenarioPostgresRestart (): Promise<void> {
   out(`  warm-up (3 s, not judged): ${warm.samples.length} requests, ${fmtStatus(warm.byStatus())}, slowest ${fmtMs(warmSlow)}`)
   out(`  requests ${rec.samples.length} (2xx before the stop ${okBefore}, after the start ${okAfter}); while down ${down.length}, max ${fmtMs(downMax)}, p99 ${fmtMs(pct(down.map((s) => s.t1 - s.t0), 99))}`)
   out(`  pg stop took ${fmtMs(tDown - tStop)}, start ${fmtMs(tUp - tStart)}; first 2xx ${fmtMs(recovery)} after Postgres accepted connections`)
+  out(`  pool while down: ${poolDown.join('; ')}`)
   out(`  timeline from the stop: down at ${fmtMs(tDown - tStop)}, start at ${fmtMs(tStart - tStop)}, up at ${fmtMs(tUp - tStop)}`)
   for (const h of rec.samples.filter((x) => x.status <= 0 || (x.status >= 500 && x.status !== 503)).slice(0, 5)) {
     out(`  unanswered/5xx: ${h.op} ${h.status} ${h.code ?? ''} started ${phase(h.t0)}, took ${fmtMs(h.t1 - h.t0)}`)
