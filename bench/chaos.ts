@@ -20,6 +20,8 @@ import { fork, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import pg from 'pg'
 import { SignJWT } from 'jose'
 import { Redis } from 'ioredis'
@@ -93,6 +95,16 @@ async function startApp (env: Record<string, string> = {}): Promise<AppProc> {
   }
   child.on('exit', (code, signal) => { if (!expected) proc.crashed = `exited (${code ?? signal})` })
   return proc
+}
+
+/** CPU time (user + system) a process used so far, in ms (Linux /proc). */
+function cpuMs (pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return NaN
+  }
 }
 
 function rssMb (pid: number): number {
@@ -317,11 +329,16 @@ async function scenarioPostgresRestart (): Promise<void> {
   const created: Array<{ id: string, user: User, at: number }> = []
   const ready: Array<{ t: number, status: number }> = []
   let running = true
+  // The first seconds warm the service's pools up (a cold pool opens 20 connections at once, which
+  // takes seconds on a loaded machine): recorded apart, reported, not judged.
+  const warm = new Recorder()
+  let target = warm
   const worker = async (): Promise<void> => {
     while (running) {
       const u = users[Math.floor(Math.random() * users.length)]!
       const r = Math.random()
       const t0 = now()
+      const rec = target
       if (r < 0.5) {
         rec.add('list', t0, await call(app.base, 'GET', '/workflows?limit=20', u.auth))
       } else if (r < 0.7) {
@@ -344,11 +361,21 @@ async function scenarioPostgresRestart (): Promise<void> {
     }
   })()
   const workers = Array.from({ length: 50 }, worker)
+  await sleep(3000)
+  target = rec
   await sleep(5000)
   const tStop = now()
   await cluster.stop('fast')
   const tDown = now()
-  await sleep(5000)
+  // the pool's gauges while the database is down (/metrics reads them without the database): a
+  // pool whose slots are all held and has waiters would explain requests that wait instead of 503
+  const poolDown: string[] = []
+  for (let i = 0; i < 4; i++) {
+    await sleep(1250)
+    const m = await fetch(`${app.base}/metrics`, { headers: { authorization: `Bearer ${CRON_SECRET}` }, signal: AbortSignal.timeout(2000) }).then((r) => r.text(), () => '')
+    poolDown.push(`${fmtMs(now() - tDown)}: ${[...m.matchAll(/db_pool_(\w+) (\d+)/g)].map((x) => `${x[1]}=${x[2]}`).join(' ') || 'n/a'}`)
+  }
+  await sleep(Math.max(0, 5000 - (now() - tDown)))
   const tStart = now()
   await cluster.start()
   const tUp = now()
@@ -382,17 +409,33 @@ async function scenarioPostgresRestart (): Promise<void> {
   const down = rec.samples.filter((s) => s.t0 >= tDown && s.t1 <= tStart)
   const downBad = down.filter((s) => !(s.status === 503 && s.code === 'database_unavailable'))
   const downMax = Math.max(0, ...down.map((s) => s.t1 - s.t0))
+  // what any request (including those sent before the stop) spent waiting while the DB was down
+  const waitedDown = (s: Sample): number => Math.min(s.t1, tStart) - Math.max(s.t0, tDown)
+  const longestDownWait = rec.samples.reduce<Sample | null>((a, s) => (a === null || waitedDown(s) > waitedDown(a) ? s : a), null)
+  const downWaitMax = longestDownWait ? Math.max(0, waitedDown(longestDownWait)) : 0
   const firstOk = Math.min(...rec.samples.filter((s) => s.t0 >= tUp && s.status >= 200 && s.status < 300).map((s) => s.t1))
   const recovery = firstOk - tUp
   const readyDown = ready.filter((r) => r.t >= tDown && r.t <= tStart)
   const s500 = rec.samples.filter((s) => s.status >= 500 && s.status !== 503).length
   const hangs = rec.samples.filter((s) => s.status === -1 || s.status === 0).length
+  const phase = (t: number): string => {
+    const name = t < tStop ? 'before the stop' : t < tDown ? 'while stopping' : t < tStart ? 'while down' : t < tUp ? 'while starting' : 'after the start'
+    return `${name} (${fmtMs(t - tStop)} from the stop)`
+  }
   const okBefore = rec.samples.filter((s) => s.t1 < tStop && s.status >= 200 && s.status < 300).length
   const okAfter = rec.samples.filter((s) => s.t0 >= tUp && s.status >= 200 && s.status < 300).length
+  const warmSlow = Math.max(0, ...warm.samples.map((s) => s.t1 - s.t0))
+  out(`  warm-up (3 s, not judged): ${warm.samples.length} requests, ${fmtStatus(warm.byStatus())}, slowest ${fmtMs(warmSlow)}`)
   out(`  requests ${rec.samples.length} (2xx before the stop ${okBefore}, after the start ${okAfter}); while down ${down.length}, max ${fmtMs(downMax)}, p99 ${fmtMs(pct(down.map((s) => s.t1 - s.t0), 99))}`)
   out(`  pg stop took ${fmtMs(tDown - tStop)}, start ${fmtMs(tUp - tStart)}; first 2xx ${fmtMs(recovery)} after Postgres accepted connections`)
+  out(`  pool while down: ${poolDown.join('; ')}`)
+  out(`  timeline from the stop: down at ${fmtMs(tDown - tStop)}, start at ${fmtMs(tStart - tStop)}, up at ${fmtMs(tUp - tStop)}`)
   for (const h of rec.samples.filter((x) => x.status <= 0 || (x.status >= 500 && x.status !== 503)).slice(0, 5)) {
-    out(`  unanswered/5xx: ${h.op} ${h.status} started ${fmtMs(h.t0 - tStop)} after the stop began (down ${fmtMs(tDown - tStop)}, start at ${fmtMs(tStart - tStop)}, up at ${fmtMs(tUp - tStop)}), took ${fmtMs(h.t1 - h.t0)}`)
+    out(`  unanswered/5xx: ${h.op} ${h.status} ${h.code ?? ''} started ${phase(h.t0)}, took ${fmtMs(h.t1 - h.t0)}`)
+  }
+  // the slowest requests, with the phase they started and ended in: what waits while the DB is down
+  for (const h of [...rec.samples].sort((a, b) => (b.t1 - b.t0) - (a.t1 - a.t0)).slice(0, 8)) {
+    out(`  slow: ${h.op} ${h.status} ${h.code ?? ''} took ${fmtMs(h.t1 - h.t0)}, started ${phase(h.t0)}, ended ${phase(h.t1)}`)
   }
   out(`  writes accepted ${created.length}, missing afterwards ${lost}; streams: ${JSON.stringify(streamStats)}, events checked ${replayChecked}, missing ${missingEvents}`)
   verdict('1 Postgres restart under load', {
@@ -404,6 +447,7 @@ async function scenarioPostgresRestart (): Promise<void> {
       [app.crashed === null, `the process stayed up (${app.crashed ?? 'alive'})`],
       [down.length > 0 && downBad.length === 0, `while down: ${down.length} requests, all 503 database_unavailable (${downBad.length} other: ${fmtStatus(statusCounts(downBad))})`],
       [downMax < 3000, `while down: slowest answer ${fmtMs(downMax)} (< 3 s)`],
+      [downWaitMax < 3000, `no request waited more than 3 s while the DB was down, those sent before the stop included (longest ${fmtMs(downWaitMax)}${longestDownWait && downWaitMax >= 3000 ? `: ${longestDownWait.op} ${longestDownWait.status}` : ''})`],
       [s500 === 0 && hangs === 0, `no 500 and no hang anywhere (${s500} 5xx other than 503, ${hangs} unanswered)`],
       [readyDown.length > 0 && readyDown.every((r) => r.status === 503), `/ready said 503 while down (${readyDown.filter((r) => r.status === 503).length}/${readyDown.length} polls)`],
       [Number.isFinite(recovery) && recovery < 10_000 && okAfter > 0, `serves again without a restart, ${fmtMs(recovery)} after Postgres is back (< 10 s)`],
@@ -488,7 +532,6 @@ async function scenarioN8nFlaps (): Promise<void> {
 // ---- 3: SIGKILL at random moments ---------------------------------------------------------------
 
 async function scenarioSigkill (): Promise<void> {
-  out('\n## 3. SIGKILL at random moments of deploys, syncs and cleanup (20 runs)')
   if (seeded.length === 0) await seedSyncWorkflows()
   const u = await makeUser()
   const accepted = new Set<string>()
@@ -502,44 +545,74 @@ async function scenarioSigkill (): Promise<void> {
   let crashes = 0
   const kinds = ['deploy', 'sync', 'cleanup'] as const
   const RUNS = Number(process.env.CHAOS_KILL_RUNS ?? 20)
+  out(`\n## 3. SIGKILL at random moments of deploys, syncs and cleanup (${RUNS} runs)`)
   const recoveries: number[] = []
+  const deployRuns = Array.from({ length: RUNS }, (_, i) => kinds[i % 3]).filter((k) => k === 'deploy').length
   // each run's restarted process (after its sync) is the next run's victim
   let app = await startApp()
+  // How long each kind of work takes here (its latest answer; the load of the machine changes it;
+  // a span that saw no answer before its kill grows by half): a kill lands at a random moment
+  // within 1.5× that span, so that some kills cut the work in the middle and others come after
+  // answers, whose rows are then checked.
+  const span = { create: 1000, sync: 3000, cleanup: 1000 }
+  let killsMidRequest = 0
+  let deployRunsWithAnswers = 0
   for (let run = 0; run < RUNS; run++) {
     const kind = kinds[run % 3]!
     const work: Array<Promise<void>> = []
+    let killed = false
+    let inflight = 0
+    let createsAnswered = 0
+    const runStart = now()
+    const track = async (op: string, fn: () => Promise<Answer>, onAnswer?: (a: Answer) => void): Promise<void> => {
+      inflight++
+      const t0 = now()
+      const a = await fn()
+      inflight--
+      requests++; statuses.add(op, t0, a)
+      if (a.status > 0) onAnswer?.(a)
+    }
     if (kind === 'deploy') {
-      for (let i = 0; i < 8; i++) {
+      // three writers create one workflow after another until the kill (every other one active)
+      for (let w = 0; w < 3; w++) {
         work.push((async () => {
-          await sleep(i * 150)
-          const t0 = now()
-          const a = await call(app.base, 'POST', '/workflows', u.json, { name: `k${run}-${i}`, nodes: WEBHOOK, active: i % 2 === 0 }, 5000)
-          requests++; statuses.add('create', t0, a)
-          if (a.status === 201 && a.body?.id) accepted.add(String(a.body.id))
+          for (let i = 0; !killed; i++) {
+            await track('create', () => call(app.base, 'POST', '/workflows', u.json, { name: `k${run}-${w}-${i}`, nodes: WEBHOOK, active: (w + i) % 2 === 0 }, 10_000), (a) => {
+              if (a.status !== 201 || !a.body?.id) return
+              accepted.add(String(a.body.id))
+              createsAnswered++
+              span.create = a.ms
+            })
+          }
         })())
       }
       const victims = [...accepted].filter((id) => !deleteTried.has(id)).slice(0, 2)
       for (const id of victims) {
         deleteTried.add(id)
-        work.push((async () => {
-          const t0 = now()
-          const a = await call(app.base, 'DELETE', `/workflows/${id}`, u.auth, undefined, 5000)
-          requests++; statuses.add('delete', t0, a)
+        work.push(track('delete', () => call(app.base, 'DELETE', `/workflows/${id}`, u.auth, undefined, 10_000), (a) => {
           if (a.status === 204 || a.status === 200) deleted.add(id)
-        })())
+        }))
       }
+      // the kill comes after this run's first accepted create, while the writers go on
+      await waitFor(() => createsAnswered > 0 || app.crashed !== null, 60_000, `a create answered in run ${run}`).catch(() => {})
+      if (createsAnswered > 0) deployRunsWithAnswers++
+      await sleep(Math.random() * 1.5 * span.create)
     } else if (kind === 'sync') {
       await sim.request({ op: 'generate', spec: { workflowIds: seeded.slice(0, 300).map((w) => w.n8nId), perWorkflow: 5, seed: 100 + run } })
-      work.push((async () => { const t0 = now(); statuses.add('sync', t0, await call(app.base, 'POST', '/sync/all', cron, {}, 60_000)); requests++ })())
+      work.push(track('sync', () => call(app.base, 'POST', '/sync/all', cron, {}, 60_000), (a) => { if (a.status === 200) span.sync = a.ms }))
+      await sleep(Math.random() * 1.5 * span.sync)
     } else {
       // orphans: [USR-] workflows in n8n with no row
       await sim.request({ op: 'addWorkflows', workflows: Array.from({ length: 5 }, (_, i) => ({ id: `orph${run}x${i}`, name: `${u.tag} orphan ${i}`, active: false })) })
-      work.push((async () => { const t0 = now(); statuses.add('cleanup', t0, await call(app.base, 'POST', '/cleanup', cron, {}, 60_000)); requests++ })())
+      work.push(track('cleanup', () => call(app.base, 'POST', '/cleanup', cron, {}, 60_000), (a) => { if (a.status === 200) span.cleanup = a.ms }))
+      await sleep(Math.random() * 1.5 * span.cleanup)
     }
-    await sleep(kind === 'deploy' ? 100 + Math.random() * 1400 : Math.random() * (kind === 'sync' ? 3000 : 1000))
     if (app.crashed) crashes++
+    killed = true
+    if (inflight > 0) killsMidRequest++
     await app.kill()
     await Promise.all(work)
+    if (kind !== 'deploy' && !statuses.samples.some((x) => x.op === kind && x.status === 200 && x.t0 >= runStart)) span[kind] *= 1.5
     const t0 = now()
     const next = await startApp()
     const sync = await call(next.base, 'POST', '/sync/all', cron, {}, 120_000)
@@ -566,6 +639,7 @@ async function scenarioSigkill (): Promise<void> {
   // counts only: the cleanup runs purge ledger rows past EXECUTION_RETENTION_DAYS (the simulated
   // executions are dated 2025), which is retention, not loss
   const counts = await mismatches(seeded, false)
+  out(`  kills: ${killsMidRequest}/${RUNS} cut a request in flight, the others came after the answers; kill spans create ${fmtMs(span.create)}, sync ${fmtMs(span.sync)}, cleanup ${fmtMs(span.cleanup)}`)
   out(`  requests ${requests}; rows accepted ${accepted.size}, deleted ${deleted.size} (tried ${deleteTried.size}), rows now ${rows.rowCount}; n8n workflows of the user ${dump.filter((w) => w.name.startsWith(u.tag)).length}; duplicates ${duplicates}; rows not deployed ${notDeployed}; orphans left ${orphansLeft}; restart + sync p50 ${fmtMs(pct(recoveries, 50))}, max ${fmtMs(Math.max(...recoveries))}`)
   verdict('3 SIGKILL at random moments', {
     requests,
@@ -576,7 +650,8 @@ async function scenarioSigkill (): Promise<void> {
       [crashes === 0, `no crash other than the kills (${crashes})`],
       [syncFailures === 0, `the sync after each restart succeeded (${RUNS - syncFailures}/${RUNS})`],
       [duplicates === 0 && perRow.size > 0, `n8n holds no duplicate (${perRow.size} marked workflows, ${duplicates} rows with more than one)`],
-      [lost === 0 && accepted.size > 0, `no accepted row lost (${live.length} expected, ${lost} missing)`],
+      // a verdict over an empty list checks nothing: it fails
+      [lost === 0 && live.length > 0, `no accepted row lost (${live.length} expected, ${lost} missing; ${deployRunsWithAnswers}/${deployRuns} deploy runs had creates answered before their kill)`],
       [counts.ids.size === 0, `counts equal n8n's truth (${seeded.length} workflows, ${counts.ids.size} wrong)`],
       [notDeployed === 0, `every row is deployed after the sync (${notDeployed} not)`]
     ]
@@ -604,7 +679,39 @@ async function scenarioSoak (): Promise<void> {
   const end = start + minutes * 60_000
   const inflight = new Set<Promise<void>>()
   let tick = 0
+  // CPU of the service and of this driver, per minute: tells a saturated service from a starved
+  // machine (or a starved driver, whose late timers would look like slow answers)
+  const cpu: Array<{ app: number, driver: number, lagP99: number, lagMax: number, load: number }> = []
+  let cpuMark = { app: cpuMs(app.pid), driver: process.cpuUsage(), t: now() }
+  const lag = monitorEventLoopDelay({ resolution: 20 })
+  lag.enable()
+  const sampleCpu = (): void => {
+    const t = now()
+    const d = process.cpuUsage(cpuMark.driver)
+    const wall = (t - cpuMark.t) / 1000
+    cpu.push({ app: (cpuMs(app.pid) - cpuMark.app) / 10 / wall, driver: (d.user + d.system) / 10_000 / wall, lagP99: lag.percentile(99) / 1e6, lagMax: lag.max / 1e6, load: loadavg()[0]! })
+    lag.reset()
+    cpuMark = { app: cpuMs(app.pid), driver: process.cpuUsage(), t }
+  }
+  const cpuTimer = setInterval(sampleCpu, 60_000)
   const rssTimer = setInterval(() => { rss.push({ t: now() - start, mb: rssMb(app.pid) }) }, 5000)
+  // When answers get slow, what the service and the database are waiting on (at most every 15 s,
+  // 6 times): the pool's gauges and the sessions of pg_stat_activity that are not idle.
+  let lastSnapshot = 0
+  let snapshots = 0
+  const snapshot = async (why: string): Promise<void> => {
+    if (snapshots >= 6 || now() - lastSnapshot < 15_000) return
+    lastSnapshot = now(); snapshots++
+    const m = await fetch(`${app.base}/metrics`, { headers: { authorization: `Bearer ${CRON_SECRET}` }, signal: AbortSignal.timeout(5000) }).then((r) => r.text(), () => '')
+    const pool = [...m.matchAll(/db_pool_(\w+) (\d+)/g)].map((x) => `${x[1]}=${x[2]}`).join(' ')
+    const act = await withDb((c) => c.query<{ application_name: string, state: string, wait: string, secs: string, q: string }>(
+      `select application_name, state, coalesce(wait_event_type || ':' || wait_event, '') as wait,
+              round(extract(epoch from now() - coalesce(query_start, backend_start))::numeric, 1)::text as secs, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
+         from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'
+        order by query_start limit 12`)).catch((err: Error) => ({ rows: [], rowCount: 0, error: err.message }))
+    out(`  [${fmtMs(now() - start)}] ${why}: pool ${pool || 'n/a'}; ${act.rows.length} busy sessions`)
+    for (const r of act.rows) out(`      ${r.application_name} ${r.state} ${r.wait} ${r.secs} s: ${r.q}`)
+  }
   while (now() < end) {
     const due = start + (tick * 1000) / rate
     if (due > now()) await sleep(due - now())
@@ -620,10 +727,17 @@ async function scenarioSoak (): Promise<void> {
       else rec.add('sync', t0, await call(app.base, 'POST', '/sync', u.json, {}, 30_000))
     })()
     inflight.add(p)
-    void p.finally(() => inflight.delete(p))
+    void p.finally(() => {
+      inflight.delete(p)
+      const last = rec.samples.at(-1)
+      if (last && last.t1 - last.t0 > 3000) void snapshot(`${last.op} took ${fmtMs(last.t1 - last.t0)}, ${inflight.size} in flight`)
+    })
   }
   await Promise.all(inflight)
   clearInterval(rssTimer)
+  clearInterval(cpuTimer)
+  if (now() - cpuMark.t > 10_000) sampleCpu()
+  lag.disable()
   const streamsAlive = streams.filter((s) => s.connects >= 1).length
   const streamReconnects = streams.reduce((a, s) => a + Math.max(0, s.connects - 1), 0)
   await Promise.all(streams.map((s) => s.close()))
@@ -645,7 +759,10 @@ async function scenarioSoak (): Promise<void> {
   const growth = slope * windowMs / 60_000
   out(`  requests ${rec.samples.length}; p99 per minute: ${perMinute.map((m) => fmtMs(m.p99)).join(', ')}`)
   const ops = [...new Set(rec.samples.map((s) => s.op))]
+  const firstBad = rec.samples.filter((x) => x.status !== 429 && (x.status < 200 || x.status >= 300)).sort((a, b) => a.t0 - b.t0)[0]
+  if (firstBad) out(`  first error: ${firstBad.op} ${firstBad.status} ${firstBad.code ?? ''} sent ${fmtMs(firstBad.t0 - start)} into the soak`)
   out(`  per operation: ${ops.map((op) => { const xs = rec.samples.filter((s) => s.op === op).map((s) => s.t1 - s.t0); return `${op} n=${xs.length} p50 ${fmtMs(pct(xs, 50))} p99 ${fmtMs(pct(xs, 99))}` }).join('; ')}`)
+  out(`  CPU per minute (% of one core) service: ${cpu.map((c) => c.app.toFixed(0)).join(', ')}; driver: ${cpu.map((c) => c.driver.toFixed(0)).join(', ')}; driver event-loop delay p99/max per minute: ${cpu.map((c) => `${fmtMs(c.lagP99)}/${fmtMs(c.lagMax)}`).join(', ')}; machine load average (1 min) per minute: ${cpu.map((c) => c.load.toFixed(1)).join(', ')}`)
   out(`  RSS MB: first ${rss[0]?.mb.toFixed(0)}, max ${Math.max(...rss.map((x) => x.mb)).toFixed(0)}, last ${rss.at(-1)?.mb.toFixed(0)}; trend over the last ${(windowMs / 60_000).toFixed(1)} min ${slope.toFixed(2)} MB/min (${growth.toFixed(1)} MB over the window); streams open ${streamsAlive}/200, reconnects ${streamReconnects}`)
   verdict('4 soak', {
     requests: rec.samples.length,

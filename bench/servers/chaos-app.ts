@@ -19,7 +19,11 @@ const config = loadConfig({
   N8N_API_KEY: 'chaos-n8n-api-key',
   N8N_TIMEOUT_MS: env.N8N_TIMEOUT_MS ?? '1000',
   N8N_RETRIES: env.N8N_RETRIES ?? '3',
-  CLEANUP_GRACE_MINUTES: '0'
+  CLEANUP_GRACE_MINUTES: '0',
+  // The simulated executions are dated 2025-01-01 onwards: with the 90-day default, the live
+  // tail's first scheduled cleanup (due at once on a fresh deployment) would purge the ledger rows
+  // a scenario is about to compare with n8n's truth (retention, not loss).
+  EXECUTION_RETENTION_DAYS: env.EXECUTION_RETENTION_DAYS ?? '3650'
 })
 const app = await buildApp({ config, logger: env.CHAOS_LOG_LEVEL ? undefined : false, swaggerUi: false, migrate: false })
 await app.listen({ port: 0, host: '127.0.0.1' })
