@@ -12,7 +12,7 @@ import type { Workflow } from '../schemas/workflow.ts'
 import * as cleanupSql from './cleanup-store.ts'
 import type { PurgeCounts } from './cleanup-store.ts'
 import { AppError } from '../errors.ts'
-import { mapPostgresError } from './errors.ts'
+import { databaseProblem } from '../db/errors.ts'
 import { purgeEventLog } from './event-store.ts'
 import * as tailSql from './live-tail-store.ts'
 import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
@@ -61,7 +61,7 @@ export class PostgresStore implements Store {
     try {
       return await inScope(this.db, scope, fn)
     } catch (err) {
-      throw mapPostgresError(err)
+      throw databaseProblem(err)
     }
   }
 
@@ -75,7 +75,7 @@ export class PostgresStore implements Store {
     try {
       return await readInScope(this.db, scope, fn)
     } catch (err) {
-      throw mapPostgresError(err)
+      throw databaseProblem(err)
     }
   }
 

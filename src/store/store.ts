@@ -197,6 +197,3 @@ export function leaseKey (lock: LockSpec): string {
     case 'live_tail': return 'service:live_tail'
   }
 }
-
-/** The conflict a lock wait that ran out answers. */
-export const LOCK_BUSY_MESSAGE = 'Another operation on this resource is still running; retry shortly'

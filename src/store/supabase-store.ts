@@ -22,7 +22,7 @@
 // released when done; a holder that died loses it when the lease runs out.
 //
 // ERRORS: network failures, HTTP statuses and PostgREST's error JSON map to the contract's
-// problems (errors.ts: supabaseProblem). No key or token is ever logged or put into an error.
+// problems (db/errors.ts: supabaseProblem). No key or token is ever logged or put into an error.
 import { randomUUID } from 'node:crypto'
 import { createClient } from '@supabase/supabase-js'
 import type { SupabaseClient } from '@supabase/supabase-js'
@@ -30,13 +30,13 @@ import type { PoolStats } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import { AppError } from '../errors.ts'
 import type { PurgeCounts } from './cleanup-store.ts'
-import { SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem } from './errors.ts'
+import { lockBusy, SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem, supabaseUnreachable } from '../db/errors.ts'
 import { createOutcomeFromJson, withUtcTimestamps, workflowRowFromJson } from './rows.ts'
 import { serviceOnly } from './scope.ts'
 import { tailItems } from './live-tail-store.ts'
 import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
 import type { Scope } from './scope.ts'
-import { LOCK_BUSY_MESSAGE, leaseKey } from './store.ts'
+import { leaseKey } from './store.ts'
 import type {
   CreateOutcome, ExecutionListQuery, IdempotencyClaim, LockOptions, LockResult, LockSpec, NewWorkflowInput, Store,
   SyncLogListQuery, WorkflowListQuery
@@ -206,7 +206,7 @@ export class SupabaseStore implements Store {
       answer = await fn()
     } catch (err) {
       // supabase-js answers failures as values; a throw is a network-level surprise
-      throw new AppError('database_unavailable', 'Supabase is unreachable; try again shortly', { headers: { 'retry-after': '2' }, cause: err })
+      throw supabaseUnreachable(err)
     }
     if (answer.error) throw supabaseProblem({ error: answer.error, status: answer.status }, who)
     return answer.data
@@ -222,7 +222,7 @@ export class SupabaseStore implements Store {
     try {
       answer = await fn(client)
     } catch (err) {
-      throw new AppError('database_unavailable', 'Supabase is unreachable; try again shortly', { headers: { 'retry-after': '2' }, cause: err })
+      throw supabaseUnreachable(err)
     }
     if (answer.error?.code === 'PGRST116' && /\b0 rows\b/.test(answer.error.details ?? '')) return null
     if (answer.error) throw supabaseProblem({ error: answer.error, status: answer.status }, who)
@@ -410,7 +410,7 @@ export class SupabaseStore implements Store {
       if (got === true) break
       if (opts.wait === false) return { acquired: false }
       const left = deadline - this.#now()
-      if (left <= 0) throw new AppError('conflict', LOCK_BUSY_MESSAGE, { headers: { 'retry-after': '5' } })
+      if (left <= 0) throw lockBusy()
       await sleep(Math.min(delay, left))
       delay = Math.min(delay * 2, this.#pollMaxMs)
     }
