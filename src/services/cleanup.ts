@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.ts'
 import { serviceScope } from '../store/scope.ts'
-import type { PurgeCounts } from '../store/cleanup-store.ts'
+import type { PurgeCounts } from '../store/rows.ts'
 import { PostgresStore } from '../store/postgres-store.ts'
 import type { Store } from '../store/store.ts'
 import { AppError, isAppError } from '../errors.ts'

@@ -30,9 +30,11 @@
 import { randomUUID } from 'node:crypto'
 import type { Database, Listener, UserClaims } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
-import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, purgeEventLog, readEventLog } from '../store/event-store.ts'
+import { eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, readEventLog } from '../store/event-store.ts'
+import { PostgresStore } from '../store/postgres-store.ts'
+import { EVENTS_CHANNEL } from '../store/store.ts'
 import type { EventLogRow, EventOp } from '../store/event-store.ts'
-import { inScope, readInScope, serviceScope, userScope } from '../store/scope.ts'
+import { readInScope, serviceScope, userScope } from '../store/scope.ts'
 import { AppError } from '../errors.ts'
 import { backoffDelay } from '../lib/backoff.ts'
 
@@ -170,7 +172,7 @@ function parseNotice (payload: string): Notice | { probe: string } | null {
 export function eventLogRetention (db: Database, hours = 24): { name: string, run(dryRun: boolean): Promise<number> } {
   return {
     name: 'workflow_events',
-    run: (dryRun) => inScope(db, serviceScope, (tx) => purgeEventLog(tx, hours, dryRun))
+    run: (dryRun) => new PostgresStore(db).purgeEventLog(serviceScope, hours, dryRun)
   }
 }
 
