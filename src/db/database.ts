@@ -55,6 +55,8 @@ export interface Database {
    * connection dies (the caller listens again and catches up); the listener is then released.
    */
   listen(channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener>
+  /** NOTIFY on a channel (the events' liveness probe, which must come back through their LISTEN). */
+  notify(channel: string, payload: string): Promise<void>
   poolStats(): PoolStats
   close(): Promise<void>
 }

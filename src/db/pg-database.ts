@@ -211,6 +211,10 @@ export class PgDatabase implements Database {
    * loses its connection emits `error`, which with no handler would crash the process, and the
    * loss must be reported so the caller can listen again and catch up.
    */
+  async notify (channel: string, payload: string): Promise<void> {
+    await this.query('select pg_notify($1, $2)', [channel, payload])
+  }
+
   async listen (channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener> {
   const client = await this.pool.connect()
   let done = false
