@@ -73,6 +73,10 @@ function resultsFor<J> (label: string) {
 
 const rowOrUndefined = (raw: unknown): WorkflowRow | undefined => raw ? workflowRowFromJson(raw as Record<string, unknown>) : undefined
 const rowsOf = <T>(raw: unknown): T[] => (Array.isArray(raw) ? raw as T[] : [])
+const isTrue = (raw: unknown): boolean => raw === true
+const leaseArgs = (i: { key: string, holder: string, ttlSeconds: number }): Args => ({
+  p_key: a('text', i.key), p_holder: a('text', i.holder), p_ttl_seconds: a('integer', i.ttlSeconds)
+})
 
 // ---- argument encoders -------------------------------------------------------------------------
 
@@ -263,7 +267,7 @@ export const OPERATIONS = {
       p_error: a('text', i.error),
       p_synced_at: ts(i.syncedAt)
     }),
-    decode: (raw: unknown): boolean => raw === true
+    decode: isTrue
   },
   recordSyncLog: {
     fn: 'record_sync_log',
@@ -367,22 +371,22 @@ export const OPERATIONS = {
     fn: 'try_acquire_lock',
     role: 'service',
     shape: 'value',
-    args: (i: { key: string, holder: string, ttlSeconds: number }): Args => ({ p_key: a('text', i.key), p_holder: a('text', i.holder), p_ttl_seconds: a('integer', i.ttlSeconds) }),
-    decode: (raw: unknown): boolean => raw === true
+    args: leaseArgs,
+    decode: isTrue
   },
   renewLock: {
     fn: 'renew_lock',
     role: 'service',
     shape: 'value',
-    args: (i: { key: string, holder: string, ttlSeconds: number }): Args => ({ p_key: a('text', i.key), p_holder: a('text', i.holder), p_ttl_seconds: a('integer', i.ttlSeconds) }),
-    decode: (raw: unknown): boolean => raw === true
+    args: leaseArgs,
+    decode: isTrue
   },
   releaseLock: {
     fn: 'release_lock',
     role: 'service',
     shape: 'value',
     args: (i: { key: string, holder: string }): Args => ({ p_key: a('text', i.key), p_holder: a('text', i.holder) }),
-    decode: (raw: unknown): boolean => raw === true
+    decode: isTrue
   }
 } as const satisfies Record<string, Operation<never, unknown>>
 

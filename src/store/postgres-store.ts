@@ -149,14 +149,14 @@ export class PostgresStore extends OperationStore {
 
   // ---- live events -----------------------------------------------------------------------------
 
-  eventLogPosition (scope: Scope): Promise<EventLogPosition> {
+  async eventLogPosition (scope: Scope): Promise<EventLogPosition> {
     const userId = userIdOf(scope)
-    return this.read(scope, (q) => eventSql.eventLogPosition(q, userId))
+    return await this.read(scope, (q) => eventSql.eventLogPosition(q, userId))
   }
 
-  readEventLog (scope: Scope, afterId: number, limit: number): Promise<EventLogRow[]> {
+  async readEventLog (scope: Scope, afterId: number, limit: number): Promise<EventLogRow[]> {
     const userId = userIdOf(scope)
-    return this.read(scope, (q) => eventSql.readEventLog(q, userId, afterId, limit))
+    return await this.read(scope, (q) => eventSql.readEventLog(q, userId, afterId, limit))
   }
 
   async workflowsByIds (scope: Scope, ids: string[]): Promise<Workflow[]> {
