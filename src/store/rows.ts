@@ -114,15 +114,19 @@ export interface ScanJob {
   final: boolean
 }
 
-export interface SyncLogInput {
-  sync_type: string
-  status: 'success' | 'partial' | 'failed'
+/** What a sync log row records of a sync (or a cleanup). */
+export interface SyncLogFigures {
   duration_ms: number
   workflows_synced: number
   workflows_failed: number
   executions_ingested: number
   error: string | null
   details: Record<string, unknown>
+}
+
+export interface SyncLogInput extends SyncLogFigures {
+  sync_type: string
+  status: 'success' | 'partial' | 'failed'
   /** Defaults to the caller (auth.uid()); NULL for the service role. */
   user_id?: string | null
 }
@@ -142,17 +146,11 @@ export interface ExecutionRow {
   seq: string
 }
 
-export interface SyncLogRow {
+export interface SyncLogRow extends SyncLogFigures {
   id: string
   user_id: string | null
   sync_type: string
   status: string
-  duration_ms: number
-  workflows_synced: number
-  workflows_failed: number
-  executions_ingested: number
-  error: string | null
-  details: Record<string, unknown>
   created_at: string
   /** Exact keyset position (microseconds survive as text); not part of the answer. */
   created_key: string
