@@ -55,26 +55,14 @@ export interface Database {
    * connection dies (the caller listens again and catches up); the listener is then released.
    */
   listen(channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener>
+  /** NOTIFY on a channel (the events' liveness probe, which must come back through their LISTEN). */
+  notify(channel: string, payload: string): Promise<void>
   poolStats(): PoolStats
   close(): Promise<void>
 }
 
 export function claimsSql (): string {
   return "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
-}
-
-/** Postgres errors that mean the database is unreachable or shutting down, not a bad query. */
-export function isConnectionError (err: unknown): boolean {
-  if (!err || typeof err !== 'object') return false
-  const e = err as { code?: string, message?: string }
-  const code = e.code ?? ''
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH'].includes(code)) return true
-  // class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now;
-  // 53300: too many connections; 3D000: the database does not exist (dropped, or a wrong URL);
-  // 28000/28P01: the server refuses our credentials. None of them is the request's fault.
-  if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300', '3D000', '28000', '28P01'].includes(code)) return true
-  const msg = e.message ?? ''
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(msg)
 }
 
 /**

@@ -1,8 +1,8 @@
 import pg from 'pg'
-import { AppError } from '../errors.ts'
 import { Semaphore } from '../lib/semaphore.ts'
 import { backoffDelay, sleep } from '../lib/backoff.ts'
-import { claimsSql, inlineParams, isConnectionError, parseTimestamptz } from './database.ts'
+import { claimsSql, inlineParams, parseTimestamptz } from './database.ts'
+import { connectionProblem, isConnectionError, lockBusy } from './errors.ts'
 import type { Database, Listener, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
 
 // bigint columns (counts) as numbers; timestamps as ISO strings so answers need no conversion.
@@ -92,12 +92,12 @@ export class PgDatabase implements Database {
       const res = await this.pool.query(sql, params as unknown[])
       return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 }
     } catch (err) {
-      throw mapDbError(err)
+      throw connectionProblem(err)
     }
   }
 
   async execScript (script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void> {
-    const client = await this.pool.connect().catch((err: unknown) => { throw mapDbError(err) })
+    const client = await this.pool.connect().catch((err: unknown) => { throw connectionProblem(err) })
     try {
       await client.query('begin')
       await client.query(script)
@@ -105,7 +105,7 @@ export class PgDatabase implements Database {
       await client.query('commit')
     } catch (err) {
       await client.query('rollback').catch(() => {})
-      throw mapDbError(err)
+      throw connectionProblem(err)
     } finally {
       client.release()
     }
@@ -131,7 +131,7 @@ export class PgDatabase implements Database {
       const last = res[res.length - 1]!
       return { rows: last.rows as R[], rowCount: last.rowCount ?? 0 }
     } catch (err) {
-      throw mapDbError(err)
+      throw connectionProblem(err)
     }
   }
 
@@ -144,7 +144,7 @@ export class PgDatabase implements Database {
     try {
       client = await this.pool.connect()
     } catch (err) {
-      throw mapDbError(err)
+      throw connectionProblem(err)
     }
     let broken = false
     try {
@@ -166,7 +166,7 @@ export class PgDatabase implements Database {
         broken = true
       }
       if (isConnectionError(err)) broken = true
-      throw mapDbError(err)
+      throw connectionProblem(err)
     } finally {
       client.release(broken)
     }
@@ -181,7 +181,7 @@ export class PgDatabase implements Database {
     try {
       client = await this.lockPool.connect()
     } catch (err) {
-      throw mapDbError(err)
+      throw connectionProblem(err)
     }
     let acquired = false
     try {
@@ -195,15 +195,13 @@ export class PgDatabase implements Database {
           await client.query('select pg_advisory_lock($1, hashtext($2))', [namespace, key])
           acquired = true
         } catch (err) {
-          if ((err as { code?: string }).code === '55P03') {
-            throw new AppError('conflict', 'Another operation on this resource is still running; retry shortly', { headers: { 'retry-after': '5' } })
-          }
+          if ((err as { code?: string }).code === '55P03') throw lockBusy()
           throw err
         }
       }
     } catch (err) {
       client.release(isConnectionError(err) ? err as Error : undefined)
-      throw err instanceof AppError ? err : mapDbError(err)
+      throw connectionProblem(err)
     }
     if (!acquired) {
       client.release()
@@ -222,6 +220,10 @@ export class PgDatabase implements Database {
    * loses its connection emits `error`, which with no handler would crash the process, and the
    * loss must be reported so the caller can listen again and catch up.
    */
+  async notify (channel: string, payload: string): Promise<void> {
+    await this.query('select pg_notify($1, $2)', [channel, payload])
+  }
+
   async listen (channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener> {
   const client = await this.pool.connect()
   let done = false
@@ -295,15 +297,6 @@ export class PgDatabase implements Database {
     await Promise.race([Promise.all([this.pool.end(), this.lockPool.end()]), bound])
     clearTimeout(timer)
   }
-}
-
-/** Connection failures become 503 database_unavailable; everything else passes through. */
-export function mapDbError (err: unknown): unknown {
-  if (err instanceof AppError) return err
-  if (isConnectionError(err)) {
-    return new AppError('database_unavailable', 'The database is unavailable; try again shortly', { cause: err })
-  }
-  return err
 }
 
 /**

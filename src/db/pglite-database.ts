@@ -93,6 +93,10 @@ export class PgliteDatabase implements Database {
   private readonly busy = new Set<string>()
 
   // In-process: the connection cannot be lost, so onLost is never called.
+  async notify (channel: string, payload: string): Promise<void> {
+    await this.query('select pg_notify($1, $2)', [channel, payload])
+  }
+
   async listen (channel: string, onPayload: (payload: string) => void, _onLost: (err: Error) => void): Promise<Listener> {
     const unsub = await this.db.listen(channel, onPayload)
     let closed = false

@@ -4,8 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors, ResponseSerializationError } from 'fastify-type-provider-zod'
 import { AppError, problemStatus, problemTitles } from '../errors.ts'
 import type { ProblemCode, ValidationIssue } from '../errors.ts'
-import { mapDbError } from '../db/pg-database.ts'
-import { SupabaseError } from '../store/errors.ts'
+import { SupabaseError } from '../db/errors.ts'
 import type { Problem } from '../schemas/problem.ts'
 
 export const PROBLEM_TYPE_BASE = 'https://workflow-sync.dev/problems/'
@@ -30,9 +29,9 @@ export function sendProblem (reply: FastifyReply, body: Problem, headers?: Recor
 
 /** Maps any thrown value to a problem; anything unexpected becomes a bare 500 with no internals. */
 export function toProblem (request: FastifyRequest, err: unknown): { body: Problem, headers?: Record<string, string>, unexpected: boolean } {
-  const mapped = mapDbError(err)
-  if (mapped instanceof AppError) {
-    return { body: problemBody(request, mapped.code, mapped.message, mapped.status, mapped.errors), ...(mapped.headers ? { headers: mapped.headers } : {}), unexpected: false }
+  // Database errors arrive as problems already (db/errors.ts maps them where the database is called).
+  if (err instanceof AppError) {
+    return { body: problemBody(request, err.code, err.message, err.status, err.errors), ...(err.headers ? { headers: err.headers } : {}), unexpected: false }
   }
   if (err instanceof SupabaseError) {
     // The Data API answered something this service does not expect: a bad gateway, not our bug.

@@ -19,6 +19,7 @@ async function eventsPlugin (app: FastifyInstance, opts: EventsPluginOptions): P
   // dashboards subscribe to Supabase Realtime instead (see the route). No hub, no `app.events`.
   if (app.store.kind === 'supabase') return
   const hub = new EventHub({
+    store: app.store,
     db: app.db,
     logger: app.log.child({ component: 'events' }),
     // the open-streams gauge, when the metrics plugin is registered

@@ -1,7 +1,5 @@
-import type { Database } from '../db/database.ts'
 import { serviceScope } from '../store/scope.ts'
-import type { PurgeCounts } from '../store/cleanup-store.ts'
-import { PostgresStore } from '../store/postgres-store.ts'
+import type { PurgeCounts } from '../store/rows.ts'
 import type { Store } from '../store/store.ts'
 import { AppError, isAppError } from '../errors.ts'
 import type { N8nClient, N8nWorkflow } from './n8n-client.ts'
@@ -11,9 +9,7 @@ export type CleanupN8n = Pick<N8nClient, 'iterateWorkflows' | 'deleteWorkflow'>
 
 export interface CleanupOptions {
   /** Where the data lives (Postgres or Supabase); the service scope needs its service access. */
-  store?: Store
-  /** Shorthand for `store: new PostgresStore(db)`. */
-  db?: Database
+  store: Store
   n8n: CleanupN8n
   logger: { info(obj: object, msg?: string): void, warn(obj: object, msg?: string): void }
   graceMinutes: number
@@ -58,9 +54,7 @@ export class CleanupService {
 
   constructor (opts: CleanupOptions) {
     this.o = opts
-    if (opts.store) this.store = opts.store
-    else if (opts.db) this.store = new PostgresStore(opts.db)
-    else throw new TypeError('CleanupService needs a store (or a db)')
+    this.store = opts.store
   }
 
   async run (opts: { dryRun: boolean }): Promise<CleanupReport> {

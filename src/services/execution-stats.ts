@@ -1,6 +1,6 @@
 import type { Scope } from '../store/scope.ts'
 import type { Store } from '../store/store.ts'
-import type { ExecutionStatsRow, StatsBucket } from '../store/stats-store.ts'
+import type { ExecutionStatsRow, StatsBucket } from '../store/rows.ts'
 import { EXECUTION_STATUSES } from '../schemas/stats.ts'
 import type { ExecutionStats, ExecutionStatsFigures, ExecutionStatsTotals } from '../schemas/stats.ts'
 import { AppError } from '../errors.ts'

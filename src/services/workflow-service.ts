@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto'
-import type { Database } from '../db/database.ts'
-import { PostgresStore } from '../store/postgres-store.ts'
 import type { Scope } from '../store/scope.ts'
 import type { Store, WorkflowListQuery } from '../store/store.ts'
-import type * as store from '../store/workflow-store.ts'
-import type { WorkflowRow } from '../store/workflow-store.ts'
+import type * as store from '../store/rows.ts'
+import type { WorkflowRow } from '../store/rows.ts'
 import type { Workflow, WorkflowListItem } from '../schemas/workflow.ts'
 import { AppError } from '../errors.ts'
 import { isN8nError, isN8nNotFound } from './n8n-client.ts'
@@ -21,9 +19,7 @@ export type WorkflowN8n = Pick<N8nClient, 'listWorkflows' | 'createWorkflow' | '
 
 export interface WorkflowServiceOptions {
   /** Where workflows live (Postgres or Supabase). */
-  store?: Store
-  /** Shorthand for `store: new PostgresStore(db)`. */
-  db?: Database
+  store: Store
   n8n: WorkflowN8n
   logger: Logger
   idempotencyTtlHours?: number
@@ -129,9 +125,7 @@ export class WorkflowService {
   private readonly afterN8nCreate: WorkflowServiceOptions['afterN8nCreate']
 
   constructor (opts: WorkflowServiceOptions) {
-    if (opts.store) this.store = opts.store
-    else if (opts.db) this.store = new PostgresStore(opts.db)
-    else throw new TypeError('WorkflowService needs a store (or a db)')
+    this.store = opts.store
     this.n8n = opts.n8n
     this.log = opts.logger
     this.ttlHours = opts.idempotencyTtlHours ?? 24

@@ -1,24 +1,16 @@
 import type { Queryable } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
+import type { EventLogPosition, EventLogRow } from './rows.ts'
 import { WORKFLOW_COLUMNS } from './workflow-store.ts'
 
-// SQL of the live events (GET /events): the event log written by the mvp_workflows trigger
+// The Postgres store's SQL of the live events (GET /events): the event log written by the mvp_workflows trigger
 // (supabase/migrations/20250110000000_workflow_events.sql) and the rows the events carry.
-
-/** The channel the trigger notifies on. */
-export const EVENTS_CHANNEL = 'workflow_sync_events'
 
 // Ids travel as one JSON text parameter, so the statements also run through
 // Database.readAsUser (which inlines parameters as literals).
 const ID_LIST = (param: string): string => `array(select jsonb_array_elements_text(${param}::jsonb))::uuid[]`
 
-export type EventOp = 'INSERT' | 'UPDATE' | 'DELETE'
-
-export interface EventLogRow {
-  id: number
-  op: EventOp
-  workflow_id: string
-}
+export type { EventLogPosition, EventLogRow, EventOp } from './rows.ts'
 
 /**
  * Rows by id, in the contract's shape. The service path (one query for a batch of events of
@@ -46,27 +38,10 @@ export async function readEventLog (q: Queryable, userId: string, afterId: numbe
   return res.rows
 }
 
-export interface EventLogPosition {
-  /** The user's newest event id (0 when none is kept). */
-  head: number
-  /** The highest id the retention purge removed: a replay must start at or above it. */
-  horizon: number
-}
-
 export async function eventLogPosition (q: Queryable, userId: string): Promise<EventLogPosition> {
   const res = await q.query<{ head: number | string, horizon: number | string }>(
     `select coalesce((select max(id) from public.workflow_events where user_id = $1), 0)::bigint as head,
             coalesce((select purged_through from public.workflow_events_purged), 0)::bigint as horizon`, [userId])
   const r = res.rows[0]
   return { head: Number(r?.head ?? 0), horizon: Number(r?.horizon ?? 0) }
-}
-
-/**
- * Retention (the cleanup cron, as the service): removes events older than `olderThanHours`
- * (with dryRun: counts them) and answers the number of rows.
- */
-export async function purgeEventLog (q: Queryable, olderThanHours: number, dryRun = false): Promise<number> {
-  const res = await q.query<{ n: number | string }>(
-    'select public.purge_workflow_events(make_interval(hours => $1::int), $2::boolean) as n', [olderThanHours, dryRun])
-  return Number(res.rows[0]?.n ?? 0)
 }

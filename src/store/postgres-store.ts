@@ -6,49 +6,47 @@
 // trust model, migrations/20250113000000): the user a write acts for is passed as p_user_id and
 // the function touches only that user's rows. A user's own delete keeps the user's claims (their
 // token may delete their rows). The Supabase store does the same with its service-role key.
-// Locks are session advisory locks.
+// The SQL functions are the operation table's (operations.ts), called here as
+// `select public.<fn>(p_a => $1::<type>, ...)`. Locks are session advisory locks.
 import type { Database, PoolStats, Queryable } from '../db/database.ts'
+import { databaseProblem } from '../db/errors.ts'
 import type { Workflow } from '../schemas/workflow.ts'
-import * as cleanupSql from './cleanup-store.ts'
-import type { PurgeCounts } from './cleanup-store.ts'
-import { AppError } from '../errors.ts'
-import { mapPostgresError } from './errors.ts'
-import { purgeEventLog } from './event-store.ts'
-import * as tailSql from './live-tail-store.ts'
-import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
-import { createOutcomeFromJson, workflowRowFromJson } from './rows.ts'
-import { inScope, readInScope, serviceOnly, serviceScope } from './scope.ts'
+import * as eventSql from './event-store.ts'
+import { OperationStore } from './operation-store.ts'
+import { userIdOf } from './operations.ts'
+import type { Arg, Args, Operation } from './operations.ts'
+import type { EventLogPosition, EventLogRow, ExecutionRow, IdempotencyRecord, ListedWorkflowRow, SyncLogRow, WorkflowRow } from './rows.ts'
+import { inScope, readInScope, serviceScope } from './scope.ts'
 import type { Scope } from './scope.ts'
 import { advisoryKey } from './store.ts'
-import type {
-  CreateOutcome, ExecutionListQuery, IdempotencyClaim, LockOptions, LockResult, LockSpec, NewWorkflowInput, Store,
-  SyncLogListQuery, WorkflowListQuery
-} from './store.ts'
-import * as statsSql from './stats-store.ts'
-import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
+import type { ExecutionListQuery, LockOptions, LockResult, LockSpec, SyncLogListQuery, WorkflowListQuery } from './store.ts'
 import * as syncSql from './sync-store.ts'
-import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
 import * as sql from './workflow-store.ts'
-import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
-function userIdOf (scope: Scope): string {
-  if (scope.kind !== 'user') throw new AppError('forbidden', 'This operation needs a signed-in user')
-  return scope.userId
+/** The statement of a call, per function and argument list (built once). */
+const statements = new Map<string, string>()
+
+function statementOf (op: Operation<never, unknown>, names: string[], args: Args): string {
+  const key = `${op.fn}(${names.join(',')})`
+  let text = statements.get(key)
+  if (text === undefined) {
+    const call = `public.${op.fn}(${names.map((n, i) => `${n} => $${i + 1}::${args[n]!.type}`).join(', ')})`
+    text = op.shape === 'rows' ? `select * from ${call}` : `select ${call} as r`
+    statements.set(key, text)
+  }
+  return text
 }
 
-/** The user a service write acts for; null for the service's own (cron) work. */
-function actingFor (scope: Scope): string | null {
-  return scope.kind === 'user' ? scope.userId : null
+function paramOf (arg: Arg): unknown {
+  if (arg.type !== 'jsonb') return arg.value
+  return arg.json ?? JSON.stringify(arg.value)
 }
 
-function rowOrUndefined (r: Record<string, unknown> | null): WorkflowRow | undefined {
-  return r ? workflowRowFromJson(r) : undefined
-}
-
-export class PostgresStore implements Store {
+export class PostgresStore extends OperationStore {
   readonly db: Database
 
   constructor (db: Database) {
+    super()
     this.db = db
   }
 
@@ -61,13 +59,8 @@ export class PostgresStore implements Store {
     try {
       return await inScope(this.db, scope, fn)
     } catch (err) {
-      throw mapPostgresError(err)
+      throw databaseProblem(err)
     }
-  }
-
-  /** As the service (service_role), one transaction: the bookkeeping writes, whoever asked. */
-  private service<T> (fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.tx(serviceScope, fn)
   }
 
   /** In the caller's scope, statements of one round trip each (a user's reads). */
@@ -75,8 +68,20 @@ export class PostgresStore implements Store {
     try {
       return await readInScope(this.db, scope, fn)
     } catch (err) {
-      throw mapPostgresError(err)
+      throw databaseProblem(err)
     }
+  }
+
+  protected async invoke (scope: Scope, op: Operation<never, unknown>, args: Args): Promise<unknown> {
+    const names = Object.keys(args)
+    const text = statementOf(op, names, args)
+    const params = names.map((n) => paramOf(args[n]!))
+    const call = (q: Queryable): Promise<{ rows: Array<Record<string, unknown>> }> => q.query<Record<string, unknown>>(text, params)
+    // service: the bookkeeping writes run as service_role, whoever asked
+    const res = op.role === 'service' ? await this.tx(serviceScope, call) : op.role === 'read' ? await this.read(scope, call) : await this.tx(scope, call)
+    if (op.shape === 'rows') return res.rows
+    if (op.shape === 'values') return res.rows.map((r) => r.r)
+    return res.rows[0]?.r ?? null
   }
 
   async ping (timeoutMs = 2000): Promise<boolean> {
@@ -97,7 +102,7 @@ export class PostgresStore implements Store {
     await this.db.close()
   }
 
-  // ---- workflows -------------------------------------------------------------------------------
+  // ---- table reads -----------------------------------------------------------------------------
 
   listWorkflows (scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]> {
     const filter = listFilter(scope, q)
@@ -113,42 +118,9 @@ export class PostgresStore implements Store {
     return this.read(scope, (t) => sql.getWorkflow(t, scope.kind === 'user' ? scope.userId : null, id))
   }
 
-  async createWorkflow (scope: Scope, input: NewWorkflowInput, idempotency?: IdempotencyClaim): Promise<CreateOutcome> {
-    const userId = userIdOf(scope)
-    const r = await this.service((t) => sql.createWorkflow(t, {
-      ...input,
-      userId,
-      ...(idempotency ? { idempotencyKey: idempotency.key, requestHash: idempotency.requestHash, ttlHours: idempotency.ttlHours } : {})
-    }))
-    return createOutcomeFromJson(r)
-  }
-
   getIdempotencyRecord (scope: Scope, key: string): Promise<IdempotencyRecord | undefined> {
     const userId = userIdOf(scope)
     return this.read(scope, (t) => sql.getIdempotencyKey(t, userId, key))
-  }
-
-  async completeIdempotencyKey (scope: Scope, key: string, statusCode: number, response: Workflow): Promise<void> {
-    const userId = userIdOf(scope)
-    await this.service((t) => sql.completeIdempotencyKey(t, userId, key, statusCode, response))
-  }
-
-  async beginDeploy (scope: Scope, id: string): Promise<WorkflowRow | undefined> {
-    return rowOrUndefined(await this.service((t) => sql.beginDeploy(t, actingFor(scope), id)))
-  }
-
-  async recordDeployOutcome (scope: Scope, id: string, outcome: DeployOutcome): Promise<WorkflowRow | undefined> {
-    return rowOrUndefined(await this.service((t) => sql.recordDeployOutcome(t, actingFor(scope), id, outcome)))
-  }
-
-  async updateWorkflowDefinition (scope: Scope, id: string, changes: WorkflowChanges, expectedVersion?: number): Promise<WorkflowRow | undefined> {
-    const userId = userIdOf(scope)
-    return rowOrUndefined(await this.service((t) => sql.updateWorkflowDefinition(t, userId, id, changes, expectedVersion)))
-  }
-
-  async setWorkflowActive (scope: Scope, id: string, active: boolean): Promise<WorkflowRow | undefined> {
-    const userId = userIdOf(scope)
-    return rowOrUndefined(await this.service((t) => sql.setWorkflowActive(t, userId, id, active)))
   }
 
   deleteWorkflow (scope: Scope, id: string): Promise<boolean> {
@@ -161,43 +133,8 @@ export class PostgresStore implements Store {
     return this.db.withAdvisoryLock(namespace, key, fn, opts)
   }
 
-  // ---- sync ------------------------------------------------------------------------------------
-
-  listSyncTargets (scope: Scope, filter: { workflowIds?: string[] | null } = {}): Promise<SyncTarget[]> {
-    return this.tx(scope, (t) => syncSql.listSyncTargets(t, filter))
-  }
-
-  // The sync's writes run as the service, for the scope's user (whose rows alone they may touch).
-  ingestExecutions (scope: Scope, workflowId: string, executions: ExecutionInput[], syncedAt: Date, options: IngestOptions = {}): Promise<IngestResult> {
-    return this.service((t) => syncSql.ingestExecutions(t, actingFor(scope), workflowId, executions, syncedAt, options))
-  }
-
-  ingestExecutionsBatch (scope: Scope, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]> {
-    return this.service((t) => syncSql.ingestExecutionsBatch(t, actingFor(scope), jobs, syncedAt))
-  }
-
-  async ingestScanBatch (scope: Scope, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
-    serviceOnly(scope, 'The instance scan')
-    return await this.service((t) => syncSql.ingestScanBatch(t, jobs, syncedAt, options))
-  }
-
-  workflowsWithOpenRows (scope: Scope, workflowIds: string[]): Promise<string[]> {
-    return this.tx(scope, (t) => syncSql.workflowsWithOpenRows(t, workflowIds))
-  }
-
-  async raiseScanFloors (scope: Scope, workflowIds: string[], floor: string): Promise<number> {
-    serviceOnly(scope, 'The instance scan')
-    return await this.service((t) => syncSql.raiseScanFloors(t, workflowIds, floor))
-  }
-
-  markWorkflowMissing (scope: Scope, workflowId: string, n8nWorkflowId: string, error: string, syncedAt: Date): Promise<boolean> {
-    return this.service((t) => syncSql.markWorkflowMissing(t, actingFor(scope), workflowId, n8nWorkflowId, error, syncedAt))
-  }
-
-  recordSyncLog (scope: Scope, log: SyncLogInput): Promise<string> {
-    // a user's sync logs for that user, whatever the input says
-    const entry = scope.kind === 'user' ? { ...log, user_id: scope.userId } : log
-    return this.service((t) => syncSql.recordSyncLog(t, entry))
+  protected workflowVisible (scope: Scope, id: string): Promise<boolean> {
+    return this.read(scope, (t) => syncSql.workflowVisible(t, id))
   }
 
   listExecutionHistory (scope: Scope, workflowId: string, q: ExecutionListQuery): Promise<ExecutionRow[] | undefined> {
@@ -211,45 +148,22 @@ export class PostgresStore implements Store {
     return this.tx(scope, (t) => syncSql.listSyncLogs(t, q))
   }
 
-  async syncStats (scope: Scope, since: Date): Promise<SyncStatsRow[]> {
-    const res = await this.tx(scope, (t) => t.query<SyncStatsRow>(
-      'select sync_type, status, count, avg_duration_ms from public.sync_log_stats(p_since => $1::timestamptz)', [since.toISOString()]))
-    return res.rows
+  // ---- live events -----------------------------------------------------------------------------
+
+  async eventLogPosition (scope: Scope): Promise<EventLogPosition> {
+    const userId = userIdOf(scope)
+    return await this.read(scope, (q) => eventSql.eventLogPosition(q, userId))
   }
 
-  executionStats (scope: Scope, q: ExecutionStatsQuery): Promise<ExecutionStatsRow[] | undefined> {
-    return this.read(scope, async (t) => {
-      if (q.workflowId !== null && !await syncSql.workflowVisible(t, q.workflowId)) return undefined
-      return await statsSql.executionStats(t, q)
-    })
+  async readEventLog (scope: Scope, afterId: number, limit: number): Promise<EventLogRow[]> {
+    const userId = userIdOf(scope)
+    return await this.read(scope, (q) => eventSql.readEventLog(q, userId, afterId, limit))
   }
 
-  // ---- cleanup ---------------------------------------------------------------------------------
-
-  purgeExpiredData (scope: Scope, syncLogDays: number, executionDays: number, dryRun: boolean): Promise<PurgeCounts> {
-    return this.tx(scope, (t) => cleanupSql.purgeExpiredData(t, syncLogDays, executionDays, dryRun))
-  }
-
-  ownedN8nWorkflows (scope: Scope, n8nIds: string[], rowIds: string[]): Promise<{ n8nIds: Set<string>, rowIds: Set<string> }> {
-    return this.tx(scope, (t) => cleanupSql.ownedN8nWorkflows(t, n8nIds, rowIds))
-  }
-
-  purgeEventLog (scope: Scope, olderThanHours: number, dryRun: boolean): Promise<number> {
-    return this.tx(scope, (t) => purgeEventLog(t, olderThanHours, dryRun))
-  }
-
-  // ---- live tail -------------------------------------------------------------------------------
-
-  liveTailClaim (scope: Scope, holder: string): Promise<LiveTailState> {
-    return this.tx(scope, (t) => tailSql.liveTailClaim(t, holder))
-  }
-
-  liveTailIngest (scope: Scope, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult> {
-    return this.tx(scope, (t) => tailSql.liveTailIngest(t, epoch, write, syncedAt))
-  }
-
-  liveTailOpenExecutions (scope: Scope, limit: number): Promise<OpenExecution[]> {
-    return this.tx(scope, (t) => tailSql.liveTailOpenExecutions(t, limit))
+  async workflowsByIds (scope: Scope, ids: string[]): Promise<Workflow[]> {
+    if (ids.length === 0) return []
+    if (scope.kind === 'user') return await this.read(scope, (q) => eventSql.loadUserWorkflowsByIds(q, scope.userId, ids))
+    return await this.read(scope, (q) => eventSql.loadWorkflowsByIds(q, ids))
   }
 }
 

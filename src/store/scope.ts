@@ -1,6 +1,8 @@
 import type { Database, Queryable, UserClaims } from '../db/database.ts'
 import { AppError } from '../errors.ts'
 
+export type { UserClaims } from '../db/database.ts'
+
 // Who a piece of work runs as: a signed-in user under RLS, or the service (cron routes only).
 // A user scope made by the auth plugin also carries the caller's raw access token, which the
 // Supabase store forwards so that Supabase's own RLS applies. The token is a non-enumerable

@@ -5,21 +5,25 @@
 //   - SupabaseStore (supabase-store.ts): supabase-js against a Supabase project (URL + API keys,
 //     no database password); a per-request client carrying the caller's access token, so
 //     Supabase's own RLS applies; the service-role client only for the service scope; lease locks.
-// Every write that must be atomic is a SQL function of supabase/migrations, called by both: one
-// definition of each write for both modes.
+// Every write that must be atomic is a SQL function of supabase/migrations, called by both through
+// one table (operations.ts, run by operation-store.ts): one definition of each write for both modes.
+// This file and rows.ts hold no SQL.
 //
 // Every operation takes the Scope it runs as: a signed-in user (RLS: only their rows exist) or the
 // service (cron routes only). "Not visible" and "does not exist" are the same answer (undefined).
 import type { PoolStats } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
-import type { PurgeCounts } from './cleanup-store.ts'
-import type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution } from './live-tail-store.ts'
+import type {
+  DeployOutcome, EventLogPosition, EventLogRow, ExecutionInput, ExecutionRow, ExecutionStatsQuery, ExecutionStatsRow, IdempotencyRecord,
+  IngestJob, IngestOptions, IngestResult, ListedWorkflowRow, LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution,
+  PurgeCounts, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget, WorkflowChanges, WorkflowRow
+} from './rows.ts'
 import type { Scope } from './scope.ts'
-import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
-import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
-import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
 export type StoreKind = 'pg' | 'pglite' | 'supabase'
+
+/** The channel the mvp_workflows trigger notifies on (20250110000000_workflow_events.sql): GET /events' feed. */
+export const EVENTS_CHANNEL = 'workflow_sync_events'
 
 export interface WorkflowListQuery {
   limit: number
@@ -170,6 +174,14 @@ export interface Store {
   liveTailIngest(scope: Scope, epoch: string, write: LiveTailWrite, syncedAt: Date): Promise<LiveTailWriteResult>
   /** The ledger's open rows, oldest first (live_tail_open_executions). */
   liveTailOpenExecutions(scope: Scope, limit: number): Promise<OpenExecution[]>
+
+  // ---- live events (GET /events; the LISTEN connection itself is the Database's) -------------
+  /** The user's newest event id and the purge horizon (user scope). */
+  eventLogPosition(scope: Scope): Promise<EventLogPosition>
+  /** The user's events after `afterId`, oldest first, at most `limit` (user scope). */
+  readEventLog(scope: Scope, afterId: number, limit: number): Promise<EventLogRow[]>
+  /** Rows by id in the contract's shape (user: their own; service: anyone's, for a batch of many users' events). */
+  workflowsByIds(scope: Scope, ids: string[]): Promise<Workflow[]>
 }
 
 /** Advisory-lock namespaces of the Postgres store (the same numbers as before the store existed). */
@@ -202,6 +214,3 @@ export function leaseKey (lock: LockSpec): string {
     case 'live_tail': return 'service:live_tail'
   }
 }
-
-/** The conflict a lock wait that ran out answers. */
-export const LOCK_BUSY_MESSAGE = 'Another operation on this resource is still running; retry shortly'

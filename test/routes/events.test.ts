@@ -401,7 +401,7 @@ t.test('catch-up that the log cannot serve is a reset, never a silent gap', asyn
 
   // retention: events purged past the client's position
   await renameRow(u, w.id, 'r3')
-  const retention = eventLogRetention(h1.db, 0)
+  const retention = eventLogRetention(h1.app.store, 0)
   const wouldPurge = await retention.run(true)
   t.ok(wouldPurge > 0, `dry run counts ${wouldPurge} events`)
   t.ok(await retention.run(true) >= wouldPurge, 'and removes nothing')
@@ -452,6 +452,7 @@ t.test('a LISTEN connection that silently stops delivering is found by the probe
   // half-open TCP connection: no error, no notifications).
   let deaf = false
   const hub = new EventHub({
+    store: h1.app.store,
     db: h1.db,
     settings: { probeMs: 100, probeTimeoutMs: 200 },
     listen: (db, channel, onPayload, onLost) => db.listen(channel, (p) => { if (!deaf) onPayload(p) }, onLost)

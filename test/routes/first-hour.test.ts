@@ -9,7 +9,7 @@ import { loadConfig, ConfigError } from '../../src/config.ts'
 import { microseconds, parseTimestamptz } from '../../src/db/database.ts'
 import errorsPlugin from '../../src/plugins/errors.ts'
 import configPlugin from '../../src/plugins/config.ts'
-import { SupabaseError } from '../../src/store/errors.ts'
+import { SupabaseError } from '../../src/db/errors.ts'
 
 const { inject } = await nockedTestApp(t)
 const ISO6 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/

@@ -10,7 +10,7 @@ import { expectCreate } from '../helpers/n8n-nock.ts'
 import { adminQuery, databaseUrl } from '../helpers/db.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { PgDatabase } from '../../src/db/pg-database.ts'
-import { MISSING_USER_MESSAGE, sqlProblem } from '../../src/store/errors.ts'
+import { MISSING_USER_MESSAGE, sqlProblem } from '../../src/db/errors.ts'
 
 const name = `ws_nouser_${randomBytes(5).toString('hex')}`
 await adminQuery(`create database ${name}`)

@@ -12,6 +12,7 @@ import type { Store } from '../../src/store/store.ts'
 import type { WorkflowRow } from '../../src/store/workflow-store.ts'
 import type { Workflow } from '../../src/schemas/workflow.ts'
 import { mintUserToken, nowSeconds } from '../helpers/tokens.ts'
+import { operationTableContract } from './operation-table-contract.ts'
 
 export interface StoreFixture {
   store: Store
@@ -66,6 +67,7 @@ export function storeContract (t: Test, label: string, make: () => Promise<Store
     const f = await make()
     t.teardown(() => f.close())
     const { store, db } = f
+    const table = operationTableContract(t, store, db)
 
     t.test('ping and kind', async (t) => {
       t.equal(await store.ping(), true)
@@ -414,5 +416,43 @@ export function storeContract (t: Test, label: string, make: () => Promise<Store
       await rejectsWith(t, store.ownedN8nWorkflows(a.scope, [n8nId], []), 'forbidden', 'nor look at ownership')
       await rejectsWith(t, store.purgeEventLog(a.scope, 24, true), 'forbidden', 'nor purge the event log')
     })
+
+    t.test('live tail: a claim fences the previous leader; open executions; a write', async (t) => {
+      const first = await store.liveTailClaim(serviceScope, 'replica-a')
+      t.match(first, { epoch: /^\d+$/, backfilled: false })
+      const second = await store.liveTailClaim(serviceScope, 'replica-b')
+      t.ok(BigInt(second.epoch) > BigInt(first.epoch), 'a new claim, a new epoch')
+      // the open rows earlier tests left, exactly as the function answers them
+      const direct = await db.query('select n8n_execution_id, n8n_workflow_id, status from public.live_tail_open_executions(1000)')
+      t.ok(direct.rows.length > 0, 'earlier tests left open rows')
+      t.same(await store.liveTailOpenExecutions(serviceScope, 1000), direct.rows, 'the open rows, oldest first')
+      t.equal((await store.liveTailOpenExecutions(serviceScope, 1)).length, 1, 'at most the limit')
+      const wrote = await store.liveTailIngest(serviceScope, second.epoch, { items: [], vanished: [], state: { frontier: '5' } }, new Date())
+      t.match(wrote, { inserted: 0, updated: 0, frontier: '5' })
+      await rejectsWith(t, store.liveTailIngest(serviceScope, first.epoch, { items: [], vanished: [], state: {} }, new Date()), 'conflict', 'a stale epoch is fenced')
+    })
+
+    t.test('live events: the log and the rows, under the caller\'s RLS', async (t) => {
+      const a = await newUserScope()
+      const b = await newUserScope()
+      const start = await store.eventLogPosition(a.scope)
+      t.equal(start.head, 0, 'a new user has no events')
+      const row = await created(store, a.scope, 'evented')
+      const events = await store.readEventLog(a.scope, 0, 10)
+      t.match(events, [{ op: 'INSERT', workflow_id: row.id }], 'the insert is in the log')
+      t.equal(typeof events[0]?.id, 'number')
+      const pos = await store.eventLogPosition(a.scope)
+      t.equal(pos.head, events[0]?.id, 'the head is the newest event')
+      t.same(await store.readEventLog(a.scope, pos.head, 10), [], 'nothing after the head')
+      t.same(await store.readEventLog(b.scope, 0, 10), [], 'another user sees none of them')
+      const { deploy_attempts: _d, ...contract } = row
+      t.same(await store.workflowsByIds(a.scope, [row.id]), [contract], 'the row, in the contract\'s shape')
+      t.same(await store.workflowsByIds(b.scope, [row.id]), [], 'not another user\'s')
+      t.same(await store.workflowsByIds(serviceScope, [row.id]), [contract], 'the service reads anyone\'s')
+      t.same(await store.workflowsByIds(a.scope, []), [])
+      await rejectsWith(t, store.eventLogPosition(serviceScope), 'forbidden', 'the log position is a user\'s')
+    })
+
+    table.check()
   })
 }

@@ -1,12 +1,35 @@
-// Database errors → the contract's problems, for both stores.
+// THE mapping of database errors to the contract's problems: every layer that talks to a database
+// (the pg Database, the Postgres store, the Supabase store) translates its errors here, and nowhere
+// else.
 //
-// The SQL functions (supabase/migrations) raise `P0001` with `hint = 'workflow_sync:<code>'`; the pg
-// driver and PostgREST both pass `code`, `message` and `hint` through, so one mapping serves both
-// modes. PostgREST adds errors of its own (`PGRST…`, HTTP statuses, network failures): see
-// supabaseProblem.
-import { isConnectionError } from '../db/database.ts'
+//   - connectionProblem: a lost or refused connection is 503 database_unavailable (the Database
+//     implementations apply it to every statement: the error is not the request's fault).
+//   - sqlProblem: the SQL functions (supabase/migrations) raise `P0001` with
+//     `hint = 'workflow_sync:<code>'`; constraint, permission and value errors have fixed problems.
+//     The pg driver and PostgREST both pass `code`, `message` and `hint` through, so one mapping
+//     serves both modes.
+//   - databaseProblem: both, for the Postgres store's boundary.
+//   - supabaseProblem: PostgREST's own errors (`PGRST…`, HTTP statuses, network failures), then
+//     sqlProblem for the Postgres errors it relays.
+// No message built here carries SQL, a key or a token; the original error rides along as `cause`
+// (for the logs only).
 import { AppError } from '../errors.ts'
 import type { ProblemCode } from '../errors.ts'
+
+/** Postgres errors that mean the database is unreachable or shutting down, not a bad query. */
+export function isConnectionError (err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false
+  const e = err as { code?: string, message?: string }
+  const code = e.code ?? ''
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', 'EHOSTUNREACH'].includes(code)) return true
+  // class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now;
+  // 53300: too many connections; 3D000: the database does not exist (dropped, or a wrong URL);
+  // 28000/28P01: the server refuses our credentials. None of them is the request's fault.
+  if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300', '3D000', '28000', '28P01'].includes(code)) return true
+  const msg = e.message ?? ''
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(msg)
+}
+
 
 export const HINT_PREFIX = 'workflow_sync:'
 
@@ -78,12 +101,28 @@ export function sqlProblem (err: unknown): AppError | undefined {
   return undefined
 }
 
-/** For the Postgres store: a problem, a 503 for a lost connection, otherwise the error as it was. */
-export function mapPostgresError (err: unknown): unknown {
-  const problem = sqlProblem(err)
-  if (problem) return problem
+/** A lost connection as 503 database_unavailable; an AppError as it is; anything else unchanged. */
+export function connectionProblem (err: unknown): unknown {
+  if (err instanceof AppError) return err
   if (isConnectionError(err)) return new AppError('database_unavailable', 'The database is unavailable; try again shortly', { cause: err })
   return err
+}
+
+/** For the Postgres store: a problem, a 503 for a lost connection, otherwise the error as it was. */
+export function databaseProblem (err: unknown): unknown {
+  return sqlProblem(err) ?? connectionProblem(err)
+}
+
+/** The conflict a lock wait that ran out answers (advisory lock_timeout, or a lease never freed). */
+export const LOCK_BUSY_MESSAGE = 'Another operation on this resource is still running; retry shortly'
+
+export function lockBusy (): AppError {
+  return new AppError('conflict', LOCK_BUSY_MESSAGE, { headers: { 'retry-after': '5' } })
+}
+
+/** A PostgREST call that got no answer at all (supabase-js threw, or HTTP status 0). */
+export function supabaseUnreachable (cause: unknown): AppError {
+  return new AppError('database_unavailable', 'Supabase is unreachable; try again shortly', { headers: { 'retry-after': '2' }, cause })
 }
 
 /** What a supabase-js call answers on failure. */
@@ -122,9 +161,7 @@ export const SCHEMA_MISSING_MESSAGE = 'The Supabase project lacks the workflow-s
 export function supabaseProblem (f: SupabaseFailure, scope: 'user' | 'service' | 'anon'): AppError | SupabaseError {
   const code = f.error?.code ?? ''
   const message = f.error?.message ?? ''
-  if (f.status === 0) {
-    return new AppError('database_unavailable', 'Supabase is unreachable; try again shortly', { headers: { 'retry-after': '2' }, cause: new SupabaseError(f) })
-  }
+  if (f.status === 0) return supabaseUnreachable(new SupabaseError(f))
   if (f.status === 401 || /^PGRST3\d\d$/.test(code)) {
     if (scope === 'user') {
       return /expired/i.test(message)
