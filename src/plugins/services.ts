@@ -4,6 +4,7 @@ import { WorkflowService } from '../services/workflow-service.ts'
 import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../services/sync-engine.ts'
 import type { SyncHooks } from '../services/sync-engine.ts'
+import { SyncHistory } from '../services/sync-history.ts'
 import { CleanupService } from '../services/cleanup.ts'
 import { WorkflowRunner } from '../services/workflow-runner.ts'
 import { ExecutionStatsService } from '../services/execution-stats.ts'
@@ -14,6 +15,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     workflowService: WorkflowService
     syncEngine: SyncEngine
+    /** Sync read model: execution history, sync logs, sync stats. */
+    syncHistory: SyncHistory
     cleanup: CleanupService
     workflowRunner: WorkflowRunner
     executionStats: ExecutionStatsService
@@ -49,6 +52,7 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
     },
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
+  app.decorate('syncHistory', new SyncHistory({ store: app.store }))
   app.decorate('executionStats', new ExecutionStatsService({ store: app.store }))
   app.decorate('workflowRunner', new WorkflowRunner({
     store: app.store,

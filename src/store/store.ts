@@ -19,6 +19,10 @@ import type { ExecutionStatsQuery, ExecutionStatsRow } from './stats-store.ts'
 import type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
 import type { DeployOutcome, IdempotencyRecord, ListedWorkflowRow, WorkflowChanges, WorkflowRow } from './workflow-store.ts'
 
+// The row and job types the services and the sync engine use, from here (the SQL modules stay the stores').
+export type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
+export type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution, TailIdentity } from './live-tail-store.ts'
+
 export type StoreKind = 'pg' | 'pglite' | 'supabase'
 
 export interface WorkflowListQuery {

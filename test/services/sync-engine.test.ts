@@ -6,6 +6,8 @@ import type { Test } from 'tap'
 import { N8nClient } from '../../src/services/n8n-client.ts'
 import { SyncEngine } from '../../src/services/sync-engine.ts'
 import type { SyncEngineOptions, SyncResult } from '../../src/services/sync-engine.ts'
+import { SyncHistory } from '../../src/services/sync-history.ts'
+import { PostgresStore } from '../../src/store/postgres-store.ts'
 import { serviceScope, userScope } from '../../src/store/scope.ts'
 import type { Scope } from '../../src/store/scope.ts'
 import { createTestDatabase } from '../helpers/db.ts'
@@ -600,7 +602,8 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   tt.equal(sneaky.status, 'failed')
   tt.match(sneaky.errors, [{ workflow_id: b.id, code: 'not_found' }])
   tt.equal((await ledgerRows(b.id)).total, 0)
-  await tt.rejects(e.listExecutions(alice.scope, b.id), { code: 'not_found' })
+  const history = new SyncHistory({ store: new PostgresStore(db) })
+  await tt.rejects(history.listExecutions(alice.scope, b.id), { code: 'not_found' })
 
   // the store function is not executable with a user's token at all (trust model: service_role only)
   await tt.rejects(db.withUser({ sub: alice.id, role: 'authenticated' }, (tx) =>
@@ -608,10 +611,10 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
 
   const rb = await e.syncUser(bob.scope)
   tt.equal(rb.status, 'success')
-  const logsA = await e.listLogs(alice.scope, { limit: 100 })
+  const logsA = await history.listLogs(alice.scope, { limit: 100 })
   tt.ok(logsA.data.length >= 2)
   tt.ok(logsA.data.every((l) => l.user_id === alice.id), 'alice sees only her logs')
-  const all = await e.listLogs(serviceScope, { limit: 100 })
+  const all = await history.listLogs(serviceScope, { limit: 100 })
   tt.ok(all.data.some((l) => l.user_id === bob.id) && all.data.some((l) => l.user_id === alice.id), 'the service sees everyone\'s')
 })
 
@@ -904,37 +907,38 @@ t.test('execution history, logs and stats', async (tt) => {
   fake.runMany(w.n8nId, 7, (i) => (i < 2 ? 'error' : 'success'))
   const e = engine()
   await e.syncUser(u.scope)
+  const h = new SyncHistory({ store: new PostgresStore(db) })
 
   const seen: string[] = []
   let cursor: string | null = null
   do {
-    const page: Awaited<ReturnType<SyncEngine['listExecutions']>> = await e.listExecutions(u.scope, w.id, { limit: 3, cursor })
+    const page: Awaited<ReturnType<SyncHistory['listExecutions']>> = await h.listExecutions(u.scope, w.id, { limit: 3, cursor })
     tt.ok(page.data.length <= 3)
     seen.push(...page.data.map((x) => x.n8n_execution_id))
     cursor = page.next_cursor
   } while (cursor !== null)
   tt.same(seen, [...seen].sort((x, y) => Number(y) - Number(x)), 'newest first')
   tt.equal(new Set(seen).size, 7, 'every execution once')
-  tt.equal((await e.listExecutions(u.scope, w.id, { status: 'error' })).data.length, 2)
-  await tt.rejects(e.listExecutions(u.scope, w.id, { cursor: 'nope' }), { code: 'validation_failed' })
-  await tt.rejects(e.listExecutions(u.scope, randomUUID()), { code: 'not_found' })
+  tt.equal((await h.listExecutions(u.scope, w.id, { status: 'error' })).data.length, 2)
+  await tt.rejects(h.listExecutions(u.scope, w.id, { cursor: 'nope' }), { code: 'validation_failed' })
+  await tt.rejects(h.listExecutions(u.scope, randomUUID()), { code: 'not_found' })
 
   await e.syncUser(u.scope)
   await e.syncUser(u.scope)
-  const p1 = await e.listLogs(u.scope, { limit: 2 })
+  const p1 = await h.listLogs(u.scope, { limit: 2 })
   tt.equal(p1.data.length, 2)
   tt.ok(p1.next_cursor)
-  const p2 = await e.listLogs(u.scope, { limit: 2, cursor: p1.next_cursor })
+  const p2 = await h.listLogs(u.scope, { limit: 2, cursor: p1.next_cursor })
   tt.equal(p2.data.length, 1)
   tt.equal(p2.next_cursor, null)
   tt.equal(new Set([...p1.data, ...p2.data].map((l) => l.id)).size, 3)
 
-  const s = await e.stats(u.scope, 24)
+  const s = await h.stats(u.scope, 24)
   tt.equal(s.total, 3)
   tt.equal(s.success_rate, 1)
   tt.match(s.groups, [{ sync_type: 'user', status: 'success', count: 3 }])
   tt.match(s.by_type, [{ sync_type: 'user', count: 3, success_rate: 1 }])
-  await tt.rejects(e.stats(u.scope, -1), { code: 'validation_failed' })
+  await tt.rejects(h.stats(u.scope, -1), { code: 'validation_failed' })
 })
 
 t.test('no sync logged an unexpected internal error (injected crashes excepted)', async (tt) => {
