@@ -6,8 +6,8 @@
 import { writeHeapSnapshot } from 'node:v8'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
-import { SyncEngine } from '../../src/services/sync-engine.ts'
-import type { SyncAllStrategy } from '../../src/services/sync-engine.ts'
+import { SyncEngine } from '../../src/sync/engine.ts'
+import type { SyncAllStrategy } from '../../src/sync/types.ts'
 
 const env = process.env
 const config = loadConfig({

@@ -4,8 +4,8 @@ import nock from 'nock'
 import t from 'tap'
 import type { Test } from 'tap'
 import { N8nClient } from '../../src/services/n8n-client.ts'
-import { SyncEngine } from '../../src/services/sync-engine.ts'
-import type { SyncEngineOptions, SyncResult } from '../../src/services/sync-engine.ts'
+import { SyncEngine } from '../../src/sync/engine.ts'
+import type { SyncEngineOptions, SyncResult } from '../../src/sync/types.ts'
 import { SyncHistory } from '../../src/services/sync-history.ts'
 import { PostgresStore } from '../../src/store/postgres-store.ts'
 import { serviceScope, userScope } from '../../src/store/scope.ts'
@@ -16,6 +16,7 @@ import type { Call } from '../helpers/sync-fake-n8n.ts'
 
 const tdb = await createTestDatabase('ws_sync')
 const db = tdb.db
+const store = new PostgresStore(db)
 nock.disableNetConnect()
 t.teardown(async () => {
   nock.cleanAll()
@@ -57,7 +58,7 @@ const internalErrors: unknown[] = []
 const logger = { info () {}, warn () {}, error (obj: object) { internalErrors.push(obj) } }
 
 function engine (extra: Partial<SyncEngineOptions> = {}): SyncEngine {
-  return new SyncEngine({ db, n8n: client(), logger, concurrency: 4, ...extra })
+  return new SyncEngine({ store, n8n: client(), logger, concurrency: 4, ...extra })
 }
 
 function useFake (tt: Test): FakeN8n {
@@ -602,7 +603,7 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   tt.equal(sneaky.status, 'failed')
   tt.match(sneaky.errors, [{ workflow_id: b.id, code: 'not_found' }])
   tt.equal((await ledgerRows(b.id)).total, 0)
-  const history = new SyncHistory({ store: new PostgresStore(db) })
+  const history = new SyncHistory({ store })
   await tt.rejects(history.listExecutions(alice.scope, b.id), { code: 'not_found' })
 
   // the store function is not executable with a user's token at all (trust model: service_role only)
@@ -907,7 +908,7 @@ t.test('execution history, logs and stats', async (tt) => {
   fake.runMany(w.n8nId, 7, (i) => (i < 2 ? 'error' : 'success'))
   const e = engine()
   await e.syncUser(u.scope)
-  const h = new SyncHistory({ store: new PostgresStore(db) })
+  const h = new SyncHistory({ store })
 
   const seen: string[] = []
   let cursor: string | null = null
