@@ -35,6 +35,7 @@ if (strategy || env.BENCH_SCAN_BUFFER || env.BENCH_INGEST_LANES) {
     logger: app.log.child({ component: 'sync' }),
     concurrency: config.N8N_CONCURRENCY,
     redeploy: async (scope, workflowId) => { await app.workflowService.deploy(scope, workflowId) },
+    metrics: app.metrics,
     ...(strategy ? { syncAllStrategy: strategy } : {}),
     ...(env.BENCH_SCAN_BUFFER ? { scanBufferLimit: Number(env.BENCH_SCAN_BUFFER) } : {}),
     ...(env.BENCH_INGEST_LANES ? { ingestLanes: Number(env.BENCH_INGEST_LANES) } : {})

@@ -50,6 +50,7 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
       const why = row.last_error ?? 'n8n did not take the workflow'
       throw new AppError(row.status === 'error' ? 'n8n_rejected' : why.startsWith('n8n is unavailable') ? 'n8n_unavailable' : 'n8n_error', why)
     },
+    metrics: app.metrics,
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
   app.decorate('syncHistory', new SyncHistory({ store: app.store }))
@@ -72,4 +73,4 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
   }))
 }
 
-export default fp(servicesPlugin, { name: 'services', dependencies: ['db', 'n8n'] })
+export default fp(servicesPlugin, { name: 'services', dependencies: ['db', 'n8n', 'metrics'] })

@@ -16,7 +16,7 @@ import { InstanceScan } from './instance-scan.ts'
 import { failWorkflow } from './run-state.ts'
 import type { RunState } from './run-state.ts'
 import { SnapshotReader } from './snapshot.ts'
-import type { Listing, Snapshot, SyncAllStrategy, SyncContext, SyncEngineOptions, SyncResult, SyncStatus, SyncType } from './types.ts'
+import type { Listing, Snapshot, SyncAllStrategy, SyncContext, SyncEngineOptions, SyncMetrics, SyncResult, SyncStatus, SyncType } from './types.ts'
 import { syncWorkflow } from './workflow-pass.ts'
 
 const MAX_ERRORS = 200
@@ -32,6 +32,7 @@ export class SyncEngine {
   readonly #syncSlots: Semaphore
   readonly #allStrategy: SyncAllStrategy
   readonly #lanes: number
+  readonly #metrics: SyncMetrics | undefined
   readonly #inflight = new Map<string, { ids: Set<string> | null, promise: Promise<SyncResult> }>()
 
   constructor (opts: SyncEngineOptions) {
@@ -59,6 +60,7 @@ export class SyncEngine {
     this.#syncSlots = new Semaphore(Math.max(1, Math.trunc(opts.maxParallelSyncs ?? 4)))
     this.#allStrategy = opts.syncAllStrategy ?? 'scan'
     this.#lanes = Math.max(1, opts.ingestLanes ?? 2)
+    this.#metrics = opts.metrics
   }
 
   /**
@@ -192,7 +194,7 @@ export class SyncEngine {
     })
   }
 
-  /** The outcome: the sync_logs row, the answer and the log line. */
+  /** The outcome: the sync_logs row, the answer, the log line and the metrics. */
   async #finish (st: RunState, kind: SyncType, ids: string[] | null, run: { started: number, fatal: string | null, runningList: RunningList, skipped: Skipped }): Promise<SyncResult> {
     const status: SyncStatus = st.failed === 0 ? 'success' : st.synced === 0 ? 'failed' : 'partial'
     const error = outcomeError(st, status, run.fatal)
@@ -239,6 +241,7 @@ export class SyncEngine {
       drift: st.drift.length,
       duration_ms: durationMs
     }, 'sync finished')
+    this.#metrics?.recordSync({ syncType: kind, status, durationMs, executionsIngested: st.ingested })
     return result
   }
 }

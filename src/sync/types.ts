@@ -46,6 +46,13 @@ export interface SyncEngineOptions {
   ingestBatchMax?: number
   /** Transactions writing pages at once per sync (group commit: jobs queue while all are busy). Default 2. */
   ingestLanes?: number
+  /** Where each finished sync run is counted (the metrics plugin's app.metrics); omitted: nowhere. */
+  metrics?: SyncMetrics
+}
+
+/** A metrics sink for finished sync runs (duration, outcome, executions written to the ledger). */
+export interface SyncMetrics {
+  recordSync(run: { syncType: SyncType, status: SyncStatus, durationMs: number, executionsIngested: number }): void
 }
 
 /**
