@@ -28,6 +28,24 @@ export async function batchThenEach<J, R> (jobs: J[], batch: (jobs: J[]) => Prom
   return out
 }
 
+/** Consecutive groups of at most `maxCount` items whose sizes add up to at most `maxSize` (a larger item alone). */
+export function boundedGroups<T> (items: T[], maxCount: number, maxSize: number, sizeOf: (item: T) => number): T[][] {
+  const groups: T[][] = []
+  let size = 0
+  for (const item of items) {
+    const last = groups.at(-1)
+    const n = sizeOf(item)
+    if (last === undefined || last.length >= maxCount || size + n > maxSize) {
+      groups.push([item])
+      size = n
+    } else {
+      last.push(item)
+      size += n
+    }
+  }
+  return groups
+}
+
 /**
  * Group commit of ingest jobs of one sync (one scope): a job that finds a free lane is written at
  * once; jobs arriving while the lanes are busy are written together by the next free lane, in one

@@ -8,7 +8,7 @@ import { notOwnedReason } from '../services/ownership.ts'
 import type { N8nExecutionPage } from '../services/n8n-client.ts'
 import { repairActive, verifyOwn } from './drift.ts'
 import { FINAL, isExecutionId, NewestFirst, PAGE, toInput } from './execution-ids.ts'
-import { batchThenEach } from './ingest-batcher.ts'
+import { batchThenEach, boundedGroups } from './ingest-batcher.ts'
 import { readAhead } from './read-ahead.ts'
 import { failWorkflow } from './run-state.ts'
 import type { RunState } from './run-state.ts'
@@ -320,19 +320,8 @@ export class InstanceScan {
 
   /** One round of scan jobs: batched transactions; results, failures and re-checks per workflow. */
   async #writeRound (jobs: Array<{ w: ScanWf, job: ScanJob }>): Promise<void> {
-    const groups: Array<typeof jobs> = []
-    let size = 0
-    for (const j of jobs) {
-      const last = groups.at(-1)
-      // Bounded transactions: at most ingestBatchMax workflows and ~20 pages of executions each.
-      if (last === undefined || last.length >= this.#ctx.batchMax || size + j.job.items.length > 20 * PAGE) {
-        groups.push([j])
-        size = j.job.items.length
-      } else {
-        last.push(j)
-        size += j.job.items.length
-      }
-    }
+    // Bounded transactions: at most ingestBatchMax workflows and ~20 pages of executions each.
+    const groups = boundedGroups(jobs, this.#ctx.batchMax, 20 * PAGE, (j) => j.job.items.length)
     const write = (g: typeof jobs): Promise<IngestResult[]> =>
       this.#ctx.store.ingestScanBatch(this.#st.scope, g.map((j) => j.job), this.#st.syncedAt, this.#options)
     const one = async (j: (typeof jobs)[number]): Promise<IngestResult> => {
