@@ -1,4 +1,4 @@
-// npm run bench:live — the live tail (src/services/live-tail.ts) against the simulated n8n
+// npm run bench:live — the live tail (src/sync/live-tail.ts) against the simulated n8n
 // (bench/sim-n8n.ts, 20 ms per call), 1,000 users × 10 workflows, LIVE_SYNC_INTERVAL_MS=1000, the
 // service in its own process(es) on a fresh server Postgres database. Nobody calls /sync.
 //

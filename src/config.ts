@@ -56,7 +56,7 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: intWithDefault(10_000, 100, 120_000),
   // Off by default: X-Forwarded-For is the client's to choose unless a proxy we trust sets it.
   TRUST_PROXY: z.preprocess(emptyToUndefined, z.string().regex(/^(true|false|\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be true, false, a hop count (e.g. 1) or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8,127.0.0.1)').default('false')),
-  // The live tail of n8n's executions (src/services/live-tail.ts): ms between ticks; 0 turns it off.
+  // The live tail of n8n's executions (src/sync/live-tail.ts): ms between ticks; 0 turns it off.
   LIVE_SYNC_INTERVAL_MS: intWithDefault(2000, 0, 3_600_000),
   // The leader's scheduled cleanup (same rules as POST /cleanup); 0 turns it off.
   CLEANUP_INTERVAL_MINUTES: intWithDefault(1440, 0, 525_600),

@@ -463,7 +463,7 @@ VERSIONS.forEach((version, i) => {
       // them while they run (see the facts test): syncs in the middle of that must still end exact.
       // A fresh workflow (its first pass sets its stop point), waves of webhook calls (answered on
       // receipt, before the runs end), each followed at once by a sync; then syncs until n8n shows
-      // every run final. (Before the fix in sync-engine.ts's snapshot, 1.123.5 lost runs here.)
+      // every run final. (Before the fix in src/sync/snapshot.ts, 1.123.5 lost runs here.)
       const path = `e2e-burst-${runTag}-${randomUUID()}`
       const created = await call('POST', '/workflows', { body: webhookWorkflow(`burst ${runTag}`, path, undefined, { active: true }) })
       tt.equal(created.status, 201, 'create the burst workflow', { body: created.body })

@@ -6,8 +6,8 @@
 import { writeHeapSnapshot } from 'node:v8'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
-import { SyncEngine } from '../../src/services/sync-engine.ts'
-import type { SyncAllStrategy } from '../../src/services/sync-engine.ts'
+import { SyncEngine } from '../../src/sync/engine.ts'
+import type { SyncAllStrategy } from '../../src/sync/types.ts'
 
 const env = process.env
 const config = loadConfig({
@@ -35,6 +35,7 @@ if (strategy || env.BENCH_SCAN_BUFFER || env.BENCH_INGEST_LANES) {
     logger: app.log.child({ component: 'sync' }),
     concurrency: config.N8N_CONCURRENCY,
     redeploy: async (scope, workflowId) => { await app.workflowService.deploy(scope, workflowId) },
+    metrics: app.metrics,
     ...(strategy ? { syncAllStrategy: strategy } : {}),
     ...(env.BENCH_SCAN_BUFFER ? { scanBufferLimit: Number(env.BENCH_SCAN_BUFFER) } : {}),
     ...(env.BENCH_INGEST_LANES ? { ingestLanes: Number(env.BENCH_INGEST_LANES) } : {})

@@ -1,10 +1,10 @@
-// The live tail on this replica (src/services/live-tail.ts): started once the app is ready,
+// The live tail on this replica (src/sync/live-tail.ts): started once the app is ready,
 // stopped on close (SIGTERM goes through app.close()). LIVE_SYNC_INTERVAL_MS=0: no tail (null).
 // Its metrics join the app's registry.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { LiveTail } from '../services/live-tail.ts'
+import { LiveTail } from '../sync/live-tail.ts'
 import { serviceScope } from '../store/scope.ts'
 import { METRIC_PREFIX } from './metrics.ts'
 

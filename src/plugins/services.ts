@@ -2,8 +2,9 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { WorkflowService } from '../services/workflow-service.ts'
 import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
-import { SyncEngine } from '../services/sync-engine.ts'
-import type { SyncHooks } from '../services/sync-engine.ts'
+import { SyncEngine } from '../sync/engine.ts'
+import type { SyncHooks } from '../sync/types.ts'
+import { SyncHistory } from '../services/sync-history.ts'
 import { CleanupService } from '../services/cleanup.ts'
 import { WorkflowRunner } from '../services/workflow-runner.ts'
 import { ExecutionStatsService } from '../services/execution-stats.ts'
@@ -14,6 +15,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     workflowService: WorkflowService
     syncEngine: SyncEngine
+    /** Sync read model: execution history, sync logs, sync stats. */
+    syncHistory: SyncHistory
     cleanup: CleanupService
     workflowRunner: WorkflowRunner
     executionStats: ExecutionStatsService
@@ -47,8 +50,10 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
       const why = row.last_error ?? 'n8n did not take the workflow'
       throw new AppError(row.status === 'error' ? 'n8n_rejected' : why.startsWith('n8n is unavailable') ? 'n8n_unavailable' : 'n8n_error', why)
     },
+    metrics: app.metrics,
     ...(opts.syncHooks ? { hooks: opts.syncHooks } : {})
   }))
+  app.decorate('syncHistory', new SyncHistory({ store: app.store }))
   app.decorate('executionStats', new ExecutionStatsService({ store: app.store }))
   app.decorate('workflowRunner', new WorkflowRunner({
     store: app.store,
@@ -68,4 +73,4 @@ async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions
   }))
 }
 
-export default fp(servicesPlugin, { name: 'services', dependencies: ['db', 'n8n'] })
+export default fp(servicesPlugin, { name: 'services', dependencies: ['db', 'n8n', 'metrics'] })

@@ -20,6 +20,10 @@ import type {
 } from './rows.ts'
 import type { Scope } from './scope.ts'
 
+// The row and job types the services and the sync engine use, from here (the SQL modules stay the stores').
+export type { ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget } from './sync-store.ts'
+export type { LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution, TailIdentity } from './live-tail-store.ts'
+
 export type StoreKind = 'pg' | 'pglite' | 'supabase'
 
 /** The channel the mvp_workflows trigger notifies on (20250110000000_workflow_events.sql): GET /events' feed. */

@@ -21,9 +21,10 @@ async function create (u: TestUser, name: string, n8nId: string): Promise<Record
   return res.json()
 }
 
+// b1 first: a cursor from A's newest row then has one of B's rows below it (see the list test).
+const b1 = await create(B, 'b-one', 'n8n-b1')
 const a1 = await create(A, 'a-one', 'n8n-a1')
 const a2 = await create(A, 'a-two', 'n8n-a2')
-const b1 = await create(B, 'b-one', 'n8n-b1')
 
 const routes = (id: string): Array<{ method: 'GET' | 'PATCH' | 'DELETE' | 'POST', url: string, payload?: Record<string, unknown>, headers?: Record<string, string> }> => [
   { method: 'GET', url: `/workflows/${id}` },
@@ -82,7 +83,9 @@ t.test('lists never show the other user\'s rows', async (t) => {
   t.ok(pageA.next_cursor)
   const res = await inject({ method: 'GET', url: `/workflows?cursor=${pageA.next_cursor}&limit=100`, headers: B.auth })
   t.equal(res.statusCode, 200)
-  for (const w of res.json().data as Array<{ user_id: string }>) t.equal(w.user_id, B.id)
+  const paged = res.json().data as Array<{ id: string, user_id: string }>
+  t.same(paged.map((w) => w.id), [b1.id], 'B\'s one row (older than A\'s), none of A\'s')
+  for (const w of paged) t.equal(w.user_id, B.id)
   // A third user sees nothing at all.
   t.same(await ids(await testUser()), [])
 })

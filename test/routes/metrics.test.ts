@@ -7,6 +7,7 @@ import { buildTestApp, cronAuth, testUser } from '../helpers/app.ts'
 import type { TestApp } from '../helpers/app.ts'
 import { assertProblem } from '../helpers/http.ts'
 import { API, expectCreate, n8n, recordUnmatched } from '../helpers/n8n-nock.ts'
+import { FakeN8n } from '../helpers/sync-fake-n8n.ts'
 import { FastHistogram, UNMATCHED_ROUTE } from '../../src/plugins/metrics.ts'
 import { Registry } from 'prom-client'
 import type { Histogram } from 'prom-client'
@@ -264,7 +265,46 @@ t.test('database pool gauges are read at scrape time', async (t) => {
   t.equal(value(e, 'workflow_sync_db_pool_waiting_clients'), 0, 'nobody waiting at rest')
 })
 
-t.test('app.metrics handles: syncs, ingested executions, open event streams', async (t) => {
+t.test('a real /sync and /sync/all record the run, its duration and the executions it wrote', async (t) => {
+  const fake = new FakeN8n()
+  fake.intercept()
+  const u = await testUser()
+  const n8nId = `wf-metered-${randomUUID().slice(0, 8)}`
+  const inserted = await h.db.query<{ id: string }>(
+    `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id)
+     values ($1, 'metered sync', 'deployed', false, $2) returning id`, [u.id, n8nId])
+  const rowId = inserted.rows[0]?.id ?? ''
+  // n8n's copy carries the row's marker and the owner's prefix, as a deploy leaves it.
+  fake.addWorkflow(n8nId, `[USR-${u.id.replace(/-/g, '').slice(0, 8)}] metered sync`, false, { workflow_sync: { row_id: rowId, user_id: u.id } })
+  fake.runMany(n8nId, 6, (i) => (i % 3 === 0 ? 'error' : 'success'))
+  const d = (a: Exposition, b: Exposition, name: string, labels: Record<string, string> = {}) => value(b, name, labels) - value(a, name, labels)
+  const user = { sync_type: 'user', status: 'success' }
+
+  const before = await scrape()
+  const res = await h.app.inject({ method: 'POST', url: '/sync', headers: u.auth, payload: {} })
+  t.equal(res.statusCode, 200, res.body)
+  const body = res.json()
+  t.match(body, { status: 'success', workflows_synced: 1, workflows_failed: 0, executions_ingested: 6 })
+  const mid = await scrape()
+  t.equal(d(before, mid, 'workflow_sync_sync_runs_total', user), 1, 'one user sync, success')
+  t.equal(d(before, mid, 'workflow_sync_sync_duration_seconds_count', user), 1, 'its duration observed once')
+  t.equal(d(before, mid, 'workflow_sync_sync_duration_seconds_bucket', { ...user, le: '+Inf' }), 1)
+  t.equal(Math.round(d(before, mid, 'workflow_sync_sync_duration_seconds_sum', user) * 1000), body.duration_ms, 'the duration the answer gives, in seconds')
+  t.equal(d(before, mid, 'workflow_sync_executions_ingested_total'), 6, 'its six executions')
+
+  fake.runMany(n8nId, 2, 'success')
+  const all = await h.app.inject({ method: 'POST', url: '/sync/all', headers: cronAuth })
+  t.equal(all.statusCode, 200, all.body)
+  const allBody = all.json()
+  t.equal(allBody.executions_ingested, 2, 'the two new executions (other rows of this file have none in this n8n)')
+  const after = await scrape()
+  t.equal(d(mid, after, 'workflow_sync_sync_runs_total', { sync_type: 'all', status: allBody.status }), 1, `one /sync/all, ${String(allBody.status)}`)
+  t.equal(d(mid, after, 'workflow_sync_sync_duration_seconds_count', { sync_type: 'all', status: allBody.status }), 1)
+  t.equal(d(mid, after, 'workflow_sync_sync_runs_total', user), 0, 'no user sync counted')
+  t.equal(d(mid, after, 'workflow_sync_executions_ingested_total'), 2)
+})
+
+t.test('app.metrics handles (the sink the sync engine records into): units, labels, ingested executions, open event streams', async (t) => {
   const m = h.app.metrics
   const before = await scrape()
   m.recordSync({ syncType: 'user', status: 'success', durationMs: 1500, executionsIngested: 4 })

@@ -4,16 +4,20 @@ import nock from 'nock'
 import t from 'tap'
 import type { Test } from 'tap'
 import { N8nClient } from '../../src/services/n8n-client.ts'
-import { SyncEngine } from '../../src/services/sync-engine.ts'
-import type { SyncEngineOptions, SyncResult } from '../../src/services/sync-engine.ts'
+import { SyncEngine } from '../../src/sync/engine.ts'
+import type { SyncEngineOptions, SyncResult } from '../../src/sync/types.ts'
+import { SyncHistory } from '../../src/services/sync-history.ts'
+import { PostgresStore } from '../../src/store/postgres-store.ts'
 import { serviceScope, userScope } from '../../src/store/scope.ts'
 import type { Scope } from '../../src/store/scope.ts'
 import { createTestDatabase } from '../helpers/db.ts'
+import { waitFor } from '../helpers/sse.ts'
 import { FakeN8n, N8N_BASE } from '../helpers/sync-fake-n8n.ts'
 import type { Call } from '../helpers/sync-fake-n8n.ts'
 
 const tdb = await createTestDatabase('ws_sync')
 const db = tdb.db
+const store = new PostgresStore(db)
 nock.disableNetConnect()
 t.teardown(async () => {
   nock.cleanAll()
@@ -54,8 +58,18 @@ function client (baseUrl = N8N_BASE, extra: { timeoutMs?: number, retries?: numb
 const internalErrors: unknown[] = []
 const logger = { info () {}, warn () {}, error (obj: object) { internalErrors.push(obj) } }
 
+/**
+ * Runs fn (a sync with a crash injected on purpose) and answers the unexpected errors it logged,
+ * taken out of the collector: the caller asserts them, and the last test still sees every other one.
+ */
+async function injected<T> (fn: () => Promise<T>): Promise<{ value: T, logged: Array<{ err?: unknown, workflow_id?: string }> }> {
+  const mark = internalErrors.length
+  const value = await fn()
+  return { value, logged: internalErrors.splice(mark) as Array<{ err?: unknown, workflow_id?: string }> }
+}
+
 function engine (extra: Partial<SyncEngineOptions> = {}): SyncEngine {
-  return new SyncEngine({ db, n8n: client(), logger, concurrency: 4, ...extra })
+  return new SyncEngine({ store, n8n: client(), logger, concurrency: 4, ...extra })
 }
 
 function useFake (tt: Test): FakeN8n {
@@ -377,11 +391,23 @@ t.test('two concurrent syncs of one user: shared in-process, serialised across p
   fake.runMany(w.n8nId, 10, 'success')
   fake.resetCalls()
   let callsWhenFirstFinished = -1
-  const slow = engine({ hooks: { afterPage: () => sleep(150), beforeLog: () => { callsWhenFirstFinished = fake.calls.length } } })
+  // The first replica holds its lock (its first page waits on `release`) until the second one is
+  // seen waiting for that lock in Postgres.
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const slow = engine({ hooks: { afterPage: () => held, beforeLog: () => { callsWhenFirstFinished = fake.calls.length } } })
   const other = engine()
   const p1 = slow.syncUser(u.scope)
-  await sleep(30)
-  const p2 = other.syncUser(u.scope)
+  let p2: Promise<SyncResult>
+  try {
+    await waitFor(() => fake.calls.length > 0, 15_000, 'the first replica holds the lock (its first n8n call)')
+    p2 = other.syncUser(u.scope)
+    await waitFor(async () => (await db.query<{ n: number }>(
+      "select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())")).rows[0]?.n === 1,
+    15_000, 'the second replica waits for the lock')
+  } finally {
+    release()
+  }
   const [r1, r2] = await Promise.all([p1, p2])
   tt.not(r1.sync_log_id, r2.sync_log_id)
   tt.equal(r1.executions_ingested, 10, 'the first replica ingested the new runs')
@@ -404,8 +430,11 @@ t.test('crash between n8n pages: what was committed stays, the resync completes 
   const w = await newWorkflow(fake, u)
   fake.runMany(w.n8nId, 700, (i) => ALL_STATUSES[i % ALL_STATUSES.length] ?? 'success')
   const crashing = engine({ hooks: { afterPage: (_id, page) => { if (page === 1) throw new AppCrash() } } })
-  const r1 = await crashing.syncUser(u.scope)
-  internalErrors.length = 0 // the injected crash is logged as internal on purpose
+  const { value: r1, logged } = await injected(() => crashing.syncUser(u.scope))
+  // The injected crash is an unexpected error on purpose: logged once, for its workflow.
+  tt.equal(logged.length, 1, 'the injected crash, logged once')
+  tt.ok(logged[0]?.err instanceof AppCrash, 'it is the injected crash')
+  tt.equal(logged[0]?.workflow_id, w.id)
   tt.equal(r1.status, 'failed')
   tt.equal((await ledgerRows(w.id)).total, 500, 'two pages were committed before the crash')
   tt.same(await counts(w.id), await ledgerCounts(w.id), 'counts equal the ledger even mid-pass')
@@ -439,8 +468,9 @@ t.test('crash between ledger and counts: one transaction, nothing half-written',
     create trigger test_fail_counts_trg before update on mvp_workflows for each row execute function test_fail_counts_fn();`)
   await db.query('insert into test_fail_counts values ($1)', [w.id])
   tt.teardown(() => db.query('drop trigger if exists test_fail_counts_trg on mvp_workflows'))
-  const r1 = await engine().syncUser(u.scope)
-  internalErrors.length = 0
+  const { value: r1, logged } = await injected(() => engine().syncUser(u.scope))
+  tt.equal(logged.length, 1, 'the injected failure, logged once')
+  tt.match(logged[0], { workflow_id: w.id, err: { message: 'injected failure between ledger and counts' } })
   tt.equal(r1.status, 'failed')
   tt.equal((await ledgerRows(w.id)).total, 0, 'the ledger rows were rolled back with the counts')
   tt.same(await counts(w.id), { execution_count: 0, successful_executions: 0, failed_executions: 0 })
@@ -490,6 +520,7 @@ t.test('fault matrix', async (tt) => {
     { name: 'HTTP 500', code: 'n8n_error', setup: (f, b) => failBadList(f, b, () => [500, { message: 'boom' }]) },
     { name: 'HTTP 503', code: 'n8n_unavailable', setup: (f, b) => failBadList(f, b, () => [503, { message: 'down' }]) },
     { name: 'persistent 429', code: 'n8n_unavailable', setup: (f, b) => failBadList(f, b, () => [429, { message: 'slow down' }, { 'retry-after': '1' }]) },
+    // A slow n8n (answers after the client's 100 ms timeout): a delay of the fault, not a wait of the test.
     { name: 'timeout', code: 'n8n_unavailable', timeoutMs: 100, setup: (f, b) => failBadList(f, b, async () => { await sleep(400); return [200, { data: [], nextCursor: null }] }) },
     { name: 'malformed JSON', code: 'n8n_error', setup: (f, b) => failBadList(f, b, () => [200, '{"data": [ not json']) },
     { name: 'wrong shape', code: 'n8n_error', setup: (f, b) => failBadList(f, b, () => [200, { data: [{ id: 'abc' }], nextCursor: null }]) }
@@ -590,7 +621,9 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   fake.runMany(a.n8nId, 10, 'success')
   fake.runMany(b.n8nId, 10, 'success')
   const e = engine()
-  await e.syncUser(alice.scope)
+  const ra = await e.syncUser(alice.scope)
+  tt.equal(ra.status, 'success')
+  tt.equal(ra.workflows_synced, 1, 'alice\'s one workflow, not bob\'s')
   tt.equal((await ledgerRows(b.id)).total, 0)
   tt.same(await counts(b.id), { execution_count: 0, successful_executions: 0, failed_executions: 0 })
   tt.equal(fake.executionCalls(b.n8nId).length, 0, 'no n8n call for bob\'s workflow')
@@ -600,7 +633,8 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
   tt.equal(sneaky.status, 'failed')
   tt.match(sneaky.errors, [{ workflow_id: b.id, code: 'not_found' }])
   tt.equal((await ledgerRows(b.id)).total, 0)
-  await tt.rejects(e.listExecutions(alice.scope, b.id), { code: 'not_found' })
+  const history = new SyncHistory({ store })
+  await tt.rejects(history.listExecutions(alice.scope, b.id), { code: 'not_found' })
 
   // the store function is not executable with a user's token at all (trust model: service_role only)
   await tt.rejects(db.withUser({ sub: alice.id, role: 'authenticated' }, (tx) =>
@@ -608,14 +642,18 @@ t.test('user isolation: a user sync never touches or shows another user\'s rows'
 
   const rb = await e.syncUser(bob.scope)
   tt.equal(rb.status, 'success')
-  const logsA = await e.listLogs(alice.scope, { limit: 100 })
-  tt.ok(logsA.data.length >= 2)
+  const logsA = await history.listLogs(alice.scope, { limit: 100 })
+  tt.same(logsA.data.map((l) => l.id).sort(), [ra.sync_log_id, sneaky.sync_log_id].sort(), 'alice sees her two syncs, and nothing else')
   tt.ok(logsA.data.every((l) => l.user_id === alice.id), 'alice sees only her logs')
-  const all = await e.listLogs(serviceScope, { limit: 100 })
+  tt.same((await history.listLogs(bob.scope, { limit: 100 })).data.map((l) => l.id), [rb.sync_log_id], 'bob sees his one sync')
+  const all = await history.listLogs(serviceScope, { limit: 100 })
+  const allIds = new Set(all.data.map((l) => l.id))
+  tt.ok([ra.sync_log_id, sneaky.sync_log_id, rb.sync_log_id].every((id) => allIds.has(id)), 'the service sees everyone\'s')
   tt.ok(all.data.some((l) => l.user_id === bob.id) && all.data.some((l) => l.user_id === alice.id), 'the service sees everyone\'s')
 })
 
 t.test('syncAll: every user\'s workflows, one log row without a user', async (tt) => {
+  await onlyThese() // earlier tests' workflows (in other fakes) would be drift here
   const fake = useFake(tt)
   const users = [newUser(), newUser(), newUser()]
   const wfs: Wf[] = []
@@ -625,10 +663,15 @@ t.test('syncAll: every user\'s workflows, one log row without a user', async (tt
     wfs.push(w)
   }
   const r = await engine().syncAll()
-  tt.ok(r.workflows_synced >= 3)
+  tt.equal(r.status, 'success', JSON.stringify(r.errors))
+  tt.equal(r.workflows_synced, 3)
+  tt.equal(r.workflows_failed, 0)
+  tt.equal(r.executions_ingested, 21, 'seven executions of each of the three workflows')
   for (const w of wfs) await assertExact(tt, w, fake.truth(w.n8nId), 'syncAll')
-  tt.match(await logRow(r.sync_log_id), { sync_type: 'all', user_id: null })
+  tt.match(await logRow(r.sync_log_id), { sync_type: 'all', user_id: null, status: 'success', workflows_synced: 3, workflows_failed: 0, executions_ingested: 21 })
   const again = await engine().syncAll()
+  tt.equal(again.status, 'success')
+  tt.equal(again.workflows_synced, 3)
   tt.equal(again.executions_ingested, 0)
 })
 
@@ -751,8 +794,11 @@ t.test('syncAll, instance scan: a crash between pages keeps what was committed; 
   const floors = await Promise.all(wfs.map((w) => ownFloor(w.id)))
   for (let i = 0; i < 900; i++) fake.start(wfs[i % 3]?.n8nId ?? '', ALL_STATUSES[i % ALL_STATUSES.length] ?? 'success')
   const crashing = engine({ syncAllStrategy: 'scan', scanBufferLimit: 250, hooks: { afterScanPage: (page) => { if (page === 1) throw new AppCrash() } } })
-  const r1 = await crashing.syncAll()
-  internalErrors.length = 0
+  const { value: r1, logged } = await injected(() => crashing.syncAll())
+  // The scan's crash fails the three workflows whose pass it interrupted: one log line each.
+  tt.equal(logged.length, 3, 'the injected crash, logged once per workflow it failed')
+  tt.ok(logged.every((l) => l.err instanceof AppCrash), 'each is the injected crash')
+  tt.same(logged.map((l) => l.workflow_id).sort(), wfs.map((w) => w.id).sort())
   tt.equal(r1.status, 'failed')
   tt.equal(r1.workflows_failed, 3)
   let rows = 0
@@ -794,8 +840,9 @@ t.test('syncAll, instance scan: a workflow whose writes fail fails alone, its st
   await db.query('delete from test_fail_counts')
   await db.query('insert into test_fail_counts values ($1)', [bad.id])
   tt.teardown(() => db.query('drop trigger if exists test_fail_counts_trg on mvp_workflows'))
-  const r1 = await engine({ syncAllStrategy: 'scan', scanBufferLimit: 250 }).syncAll()
-  internalErrors.length = 0
+  const { value: r1, logged } = await injected(() => engine({ syncAllStrategy: 'scan', scanBufferLimit: 250 }).syncAll())
+  tt.equal(logged.length, 1, 'the injected failure, logged once, for the failing workflow only')
+  tt.match(logged[0], { workflow_id: bad.id, err: { message: 'injected failure between ledger and counts' } })
   tt.equal(r1.status, 'partial')
   tt.equal(r1.workflows_failed, 1)
   tt.match(r1.errors, [{ workflow_id: bad.id }])
@@ -904,37 +951,38 @@ t.test('execution history, logs and stats', async (tt) => {
   fake.runMany(w.n8nId, 7, (i) => (i < 2 ? 'error' : 'success'))
   const e = engine()
   await e.syncUser(u.scope)
+  const h = new SyncHistory({ store })
 
   const seen: string[] = []
   let cursor: string | null = null
   do {
-    const page: Awaited<ReturnType<SyncEngine['listExecutions']>> = await e.listExecutions(u.scope, w.id, { limit: 3, cursor })
+    const page: Awaited<ReturnType<SyncHistory['listExecutions']>> = await h.listExecutions(u.scope, w.id, { limit: 3, cursor })
     tt.ok(page.data.length <= 3)
     seen.push(...page.data.map((x) => x.n8n_execution_id))
     cursor = page.next_cursor
   } while (cursor !== null)
   tt.same(seen, [...seen].sort((x, y) => Number(y) - Number(x)), 'newest first')
   tt.equal(new Set(seen).size, 7, 'every execution once')
-  tt.equal((await e.listExecutions(u.scope, w.id, { status: 'error' })).data.length, 2)
-  await tt.rejects(e.listExecutions(u.scope, w.id, { cursor: 'nope' }), { code: 'validation_failed' })
-  await tt.rejects(e.listExecutions(u.scope, randomUUID()), { code: 'not_found' })
+  tt.equal((await h.listExecutions(u.scope, w.id, { status: 'error' })).data.length, 2)
+  await tt.rejects(h.listExecutions(u.scope, w.id, { cursor: 'nope' }), { code: 'validation_failed' })
+  await tt.rejects(h.listExecutions(u.scope, randomUUID()), { code: 'not_found' })
 
   await e.syncUser(u.scope)
   await e.syncUser(u.scope)
-  const p1 = await e.listLogs(u.scope, { limit: 2 })
+  const p1 = await h.listLogs(u.scope, { limit: 2 })
   tt.equal(p1.data.length, 2)
   tt.ok(p1.next_cursor)
-  const p2 = await e.listLogs(u.scope, { limit: 2, cursor: p1.next_cursor })
+  const p2 = await h.listLogs(u.scope, { limit: 2, cursor: p1.next_cursor })
   tt.equal(p2.data.length, 1)
   tt.equal(p2.next_cursor, null)
   tt.equal(new Set([...p1.data, ...p2.data].map((l) => l.id)).size, 3)
 
-  const s = await e.stats(u.scope, 24)
+  const s = await h.stats(u.scope, 24)
   tt.equal(s.total, 3)
   tt.equal(s.success_rate, 1)
   tt.match(s.groups, [{ sync_type: 'user', status: 'success', count: 3 }])
   tt.match(s.by_type, [{ sync_type: 'user', count: 3, success_rate: 1 }])
-  await tt.rejects(e.stats(u.scope, -1), { code: 'validation_failed' })
+  await tt.rejects(h.stats(u.scope, -1), { code: 'validation_failed' })
 })
 
 t.test('no sync logged an unexpected internal error (injected crashes excepted)', async (tt) => {

@@ -48,7 +48,7 @@ export default async function syncRoutes (fastify: FastifyInstance): Promise<voi
       querystring: pageQuery,
       response: { 200: syncLogListSchema, ...problems(400, 401, 403, 429, 500, 503) }
     }
-  }, async (request) => app.syncEngine.listLogs(request.scope!, { limit: request.query.limit, cursor: request.query.cursor ?? null }))
+  }, async (request) => app.syncHistory.listLogs(request.scope!, { limit: request.query.limit, cursor: request.query.cursor ?? null }))
 
   app.get('/sync/stats', {
     onRequest: app.authenticateUserOrCron,
@@ -60,5 +60,5 @@ export default async function syncRoutes (fastify: FastifyInstance): Promise<voi
       querystring: statsQuery,
       response: { 200: syncStatsSchema, ...problems(400, 401, 403, 429, 500, 503) }
     }
-  }, async (request) => app.syncEngine.stats(request.scope!, request.query.hours))
+  }, async (request) => app.syncHistory.stats(request.scope!, request.query.hours))
 }

@@ -199,7 +199,7 @@ export default async function workflowRoutes (fastify: FastifyInstance): Promise
       querystring: executionsQuery,
       response: { 200: executionListSchema, ...problems(400, 401, 403, 404, 429, 500, 503) }
     }
-  }, async (request) => app.syncEngine.listExecutions(request.scope!, request.params.id, {
+  }, async (request) => app.syncHistory.listExecutions(request.scope!, request.params.id, {
     limit: request.query.limit,
     cursor: request.query.cursor ?? null,
     status: request.query.status ?? null
