@@ -25,6 +25,7 @@ import { createHash, webcrypto } from 'node:crypto'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import type { CryptoKey, JWK, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
 import { AppError } from '../errors.ts'
+import { isUuid } from '../lib/ids.ts'
 
 export interface VerifiedClaims {
   sub?: string
@@ -99,7 +100,6 @@ export interface TokenVerifierStats {
 
 /** Longer than any header Node accepts by default (16 KiB); anything longer is garbage. */
 const MAX_TOKEN_LENGTH = 16_384
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ASYMMETRIC_ALGS: ReadonlySet<string> = new Set([
   'ES256', 'ES384', 'ES512',
   'RS256', 'RS384', 'RS512',
@@ -262,7 +262,7 @@ export class TokenVerifier {
     if (claims.role !== 'authenticated') throw forbidden('This route needs a signed-in user')
     if (!audienceIncludes(claims.aud, this.#audience)) throw invalidToken('aud')
     if (this.#issuer !== undefined && claims.iss !== this.#issuer) throw invalidToken('iss')
-    if (typeof claims.sub !== 'string' || !UUID_RE.test(claims.sub)) throw invalidToken('sub')
+    if (!isUuid(claims.sub)) throw invalidToken('sub')
     return {
       userId: claims.sub.toLowerCase(),
       email: typeof claims.email === 'string' && claims.email !== '' ? claims.email : null,

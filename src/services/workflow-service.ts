@@ -9,7 +9,11 @@ import type { Workflow, WorkflowListItem } from '../schemas/workflow.ts'
 import { AppError } from '../errors.ts'
 import { isN8nError, isN8nNotFound } from './n8n-client.ts'
 import type { N8nClient, N8nError, N8nNode, N8nWorkflow } from './n8n-client.ts'
-import { identityOf, MARKER_KEY, notOwnedReason } from './ownership.ts'
+import { identityOf, notOwnedReason } from './ownership.ts'
+import { decodeCursor, encodeCursor } from '../lib/cursor.ts'
+import { isUuid } from '../lib/ids.ts'
+import { markerFor } from '../lib/marker.ts'
+import { n8nName, userTag } from '../lib/user-tag.ts'
 
 export interface Logger {
   info(obj: object, msg?: string): void
@@ -51,36 +55,24 @@ export interface ListResult {
   next_cursor: string | null
 }
 
-// The marker left in n8n's staticData: it names the row a workflow belongs to, so a deploy retried
-// after a crash adopts the workflow an earlier attempt created instead of creating a second one,
-// and nothing is ever done to an n8n workflow that does not carry it (./ownership.ts).
-export { MARKER_KEY }
-
-export function n8nName (userId: string, name: string): string {
-  return `[USR-${userId.replace(/-/g, '').slice(0, 8)}] ${name}`
-}
-
 // The cursor carries created_at with Postgres's full (microsecond) precision: a millisecond ISO
 // string would skip rows created within the same millisecond as the last row of a page.
-export function encodeCursor (row: { cursor_ts: string, id: string }): string {
-  return Buffer.from(JSON.stringify([row.cursor_ts, row.id])).toString('base64url')
+export function encodeWorkflowCursor (row: { cursor_ts: string, id: string }): string {
+  return encodeCursor([row.cursor_ts, row.id])
 }
 
 const CURSOR_TS = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$/
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-export function decodeCursor (cursor: string): { createdAt: string, id: string } {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' && UUID.test(v[1])) {
-      const m = CURSOR_TS.exec(v[0])
-      const ms = Date.parse(v[0])
-      // The round trip rejects dates that Date.parse rolls over (2026-02-31) and Postgres refuses.
-      if (m && !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === m[1]) {
-        return { createdAt: v[0], id: v[1] }
-      }
+export function decodeWorkflowCursor (cursor: string): { createdAt: string, id: string } {
+  const v = decodeCursor(cursor)
+  if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && isUuid(v[1])) {
+    const m = CURSOR_TS.exec(v[0])
+    const ms = Date.parse(v[0])
+    // The round trip rejects dates that Date.parse rolls over (2026-02-31) and Postgres refuses.
+    if (m && !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === m[1]) {
+      return { createdAt: v[0], id: v[1] }
     }
-  } catch {}
+  }
   throw new AppError('validation_failed', 'The cursor is not one this service issued', { errors: [{ path: 'querystring/cursor', message: 'invalid cursor' }] })
 }
 
@@ -130,7 +122,7 @@ export class WorkflowService {
   async list (scope: Scope, q: { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined, include?: 'definition' | undefined }): Promise<ListResult> {
     userIdOf(scope)
     const filter: WorkflowListQuery = { limit: q.limit + 1, definition: q.include === 'definition' }
-    if (q.cursor) filter.after = decodeCursor(q.cursor)
+    if (q.cursor) filter.after = decodeWorkflowCursor(q.cursor)
     if (q.status) filter.status = q.status
     if (q.active !== undefined) filter.active = q.active
     const rows = await this.store.listWorkflows(scope, filter)
@@ -138,7 +130,7 @@ export class WorkflowService {
     const last = page[page.length - 1]
     return {
       data: page.map(listItem),
-      next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null
+      next_cursor: rows.length > q.limit && last ? encodeWorkflowCursor(last) : null
     }
   }
 
@@ -267,7 +259,7 @@ export class WorkflowService {
           n8nId = adopted.id
           await this.n8n.updateWorkflow(n8nId, definition)
         } else {
-          const created = await this.n8n.createWorkflow({ ...definition, staticData: { [MARKER_KEY]: { row_id: row.id, user_id: row.user_id } } })
+          const created = await this.n8n.createWorkflow({ ...definition, staticData: markerFor(row) })
           n8nId = created.id
           if (this.afterN8nCreate) await this.afterN8nCreate(row, created)
         }
@@ -300,7 +292,7 @@ export class WorkflowService {
    * created under a name the row no longer has (renamed while the deploy was pending).
    */
   private async findByMarker (row: WorkflowRow): Promise<N8nWorkflow | undefined> {
-    const prefix = n8nName(row.user_id, '').trim()
+    const prefix = userTag(row.user_id)
     const seen = new Set<string>()
     let cursor: string | undefined
     do {
