@@ -34,7 +34,8 @@ import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflows
 import type { EventLogRow, EventOp } from '../store/event-store.ts'
 import { inScope, readInScope, serviceScope, userScope } from '../store/scope.ts'
 import { AppError } from '../errors.ts'
-import { backoffDelay } from '../lib/backoff.ts'
+import { backoffDelay, sleep } from '../lib/backoff.ts'
+import { Semaphore } from '../lib/semaphore.ts'
 
 export interface EventHubSettings {
   /** Interval of the `: ping` comment on every stream (proxies close silent connections). */
@@ -174,8 +175,6 @@ export function eventLogRetention (db: Database, hours = 24): { name: string, ru
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms).unref() })
-
 export class EventHub {
   readonly settings: EventHubSettings
   readonly stats: EventHubStats = { delivered: 0, overflows: 0, listenerReconnects: 0, loadFailures: 0 }
@@ -198,8 +197,7 @@ export class EventHub {
   private flushScheduled = false
   private flushing: Promise<void> | null = null
   private readonly tasks = new Set<Promise<unknown>>()
-  private slotsInUse = 0
-  private readonly slotWaiters: Array<() => void> = []
+  private readonly catchUpSlots = new Semaphore(() => this.settings.catchUpConcurrency)
 
   constructor (opts: EventHubOptions) {
     this.db = opts.db
@@ -286,16 +284,7 @@ export class EventHub {
 
   /** @internal Runs fn when one of `catchUpConcurrency` slots is free. */
   async limited<T> (fn: () => Promise<T>): Promise<T> {
-    while (this.slotsInUse >= this.settings.catchUpConcurrency) {
-      await new Promise<void>((resolve) => this.slotWaiters.push(resolve))
-    }
-    this.slotsInUse++
-    try {
-      return await fn()
-    } finally {
-      this.slotsInUse--
-      this.slotWaiters.shift()?.()
-    }
+    return await this.catchUpSlots.run(fn)
   }
 
   /** @internal Keeps a background task so that stop() can wait for it. */

@@ -29,6 +29,7 @@ import type { SupabaseClient } from '@supabase/supabase-js'
 import type { PoolStats } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import { AppError } from '../errors.ts'
+import { sleep } from '../lib/backoff.ts'
 import type { PurgeCounts } from './cleanup-store.ts'
 import { SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem } from './errors.ts'
 import { createOutcomeFromJson, withUtcTimestamps, workflowRowFromJson } from './rows.ts'
@@ -91,8 +92,6 @@ const PAGE_ROWS = 1000
 function quoted (v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms).unref() })
 
 export class SupabaseStore implements Store {
   readonly kind = 'supabase' as const
