@@ -30,9 +30,9 @@
 import { randomUUID } from 'node:crypto'
 import type { Database, Listener, UserClaims } from '../db/database.ts'
 import type { Workflow } from '../schemas/workflow.ts'
-import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, purgeEventLog, readEventLog } from '../store/event-store.ts'
+import { EVENTS_CHANNEL, eventLogPosition, loadUserWorkflowsByIds, loadWorkflowsByIds, readEventLog } from '../store/event-store.ts'
 import type { EventLogRow, EventOp } from '../store/event-store.ts'
-import { inScope, readInScope, serviceScope, userScope } from '../store/scope.ts'
+import { readInScope, serviceScope, userScope } from '../store/scope.ts'
 import { AppError } from '../errors.ts'
 import { backoffDelay, sleep } from '../lib/backoff.ts'
 import { Semaphore } from '../lib/semaphore.ts'
@@ -162,17 +162,6 @@ function parseNotice (payload: string): Notice | { probe: string } | null {
   const seq = typeof o.seq === 'number' ? o.seq : Number(o.seq)
   if (!Number.isSafeInteger(seq) || seq <= 0) return null
   return { op: o.op as EventOp, id: o.id, user_id: o.user_id, seq }
-}
-
-/**
- * Retention of the event log, for the cleanup cron (CleanupOptions.extraPurges): events older than
- * `hours` (default 24) are removed; a client further behind is sent `event: reset`.
- */
-export function eventLogRetention (db: Database, hours = 24): { name: string, run(dryRun: boolean): Promise<number> } {
-  return {
-    name: 'workflow_events',
-    run: (dryRun) => inScope(db, serviceScope, (tx) => purgeEventLog(tx, hours, dryRun))
-  }
 }
 
 export class EventHub {

@@ -273,15 +273,3 @@ export interface SyncStatsRow {
   count: number
   avg_duration_ms: number
 }
-
-export async function syncStatsSince (tx: Queryable, since: Date): Promise<SyncStatsRow[]> {
-  const res = await tx.query<SyncStatsRow>(
-    `select sync_type, status, count(*)::int as count, round(avg(duration_ms))::int as avg_duration_ms
-       from public.sync_logs
-      where created_at >= $1::timestamptz
-      group by sync_type, status
-      order by sync_type, status`,
-    [since.toISOString()]
-  )
-  return res.rows
-}
