@@ -21,7 +21,7 @@ const config = loadConfig({
   N8N_RETRIES: env.N8N_RETRIES ?? '3',
   CLEANUP_GRACE_MINUTES: '0'
 })
-const app = await buildApp({ config, logger: env.CHAOS_LOG_LEVEL ? undefined : false, swaggerUi: false, migrate: false })
+const app = await buildApp({ config, logger: env.CHAOS_LOG_LEVEL ? undefined : false, testing: { swaggerUi: false, migrate: false } })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const addr = app.server.address()
 process.send?.({ port: typeof addr === 'object' && addr ? addr.port : 0, pid: process.pid })
