@@ -9,7 +9,7 @@ export async function generateOpenapi (): Promise<string> {
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', SUPABASE_JWT_SECRET: 'x'.repeat(32), LIVE_SYNC_INTERVAL_MS: '0' })
   const db = await PgliteDatabase.open(undefined)
   try {
-    const app = await buildApp({ config, db, migrate: false, logger: false, swaggerUi: false })
+    const app = await buildApp({ config, logger: false, testing: { db, migrate: false, swaggerUi: false } })
     try {
       return `${JSON.stringify(app.swagger(), null, 2)}\n`
     } finally {

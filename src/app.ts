@@ -38,19 +38,30 @@ import dashboardPlugin from './plugins/dashboard.ts'
 
 export interface AppOptions {
   config: Config
-  /** Injected dependencies (tests, benchmarks); otherwise built from config. */
+  /** Tests and benchmarks only: what they inject instead of what config builds. */
+  testing?: AppTestSeams
+}
+
+/**
+ * The seams a test or a benchmark injects through (test/helpers/app.ts). Production passes none:
+ * everything is built from config.
+ */
+export interface AppTestSeams {
   db?: Database
   /** A store made by the caller (e.g. a SupabaseStore in tests); wins over `db`. */
   store?: Store
   n8n?: N8nClient
   tokenVerifier?: TokenVerifier
   redis?: Redis
+  /** Default true; false on a database migrated beforehand (benchmarks, a second app on one database). */
   migrate?: boolean
+  /** Default true. */
   swaggerUi?: boolean
-  hooks?: ServicesPluginOptions['workflowHooks']
+  /** The deploy saga's crash point (test/routes/idempotency.test.ts, test-e2e/service.test.ts). */
+  workflowHooks?: ServicesPluginOptions['workflowHooks']
   syncHooks?: ServicesPluginOptions['syncHooks']
-  /** The live tail's timing (tests, benchmarks). */
-  liveTail?: LiveTailPluginOptions['tuning']
+  /** The live tail's timing. */
+  liveTailTuning?: LiveTailPluginOptions['tuning']
 }
 
 /** The application as a plugin: shared things first, in dependency order, then the routes. */
@@ -62,6 +73,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
   // list takes ~170 µs through zod against ~45 µs through JSON.stringify (bench/api.ts).
   fastify.setSerializerCompiler(opts.config.NODE_ENV === 'production' ? () => (data) => JSON.stringify(data) : serializerCompiler)
 
+  const seams = opts.testing ?? {}
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorsPlugin)
   await fastify.register(inputGuardPlugin)
@@ -73,16 +85,16 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions): 
       methods: ['GET', 'POST', 'PATCH', 'DELETE']
     })
   }
-  await fastify.register(swaggerPlugin, { ui: opts.swaggerUi !== false })
-  await fastify.register(dbPlugin, { ...(opts.store ? { store: opts.store } : opts.db ? { db: opts.db } : {}), migrate: opts.migrate !== false })
-  await fastify.register(n8nPlugin, opts.n8n ? { n8n: opts.n8n } : {})
-  await fastify.register(authPlugin, opts.tokenVerifier ? { tokenVerifier: opts.tokenVerifier } : {})
-  await fastify.register(rateLimitPlugin, opts.redis ? { redis: opts.redis } : {})
-  // After db (its onClose, awaiting background work, runs before the pool closes), before services (which record metrics).
+  await fastify.register(swaggerPlugin, { ui: seams.swaggerUi !== false })
+  await fastify.register(dbPlugin, { ...(seams.store ? { store: seams.store } : seams.db ? { db: seams.db } : {}), migrate: seams.migrate !== false })
+  await fastify.register(n8nPlugin, seams.n8n ? { n8n: seams.n8n } : {})
+  await fastify.register(authPlugin, seams.tokenVerifier ? { tokenVerifier: seams.tokenVerifier } : {})
+  await fastify.register(rateLimitPlugin, seams.redis ? { redis: seams.redis } : {})
+  // Its preClose hook starts the drain before any later plugin's (the event hub ends its streams in its own).
   await fastify.register(lifecyclePlugin)
   await fastify.register(metricsPlugin)
-  await fastify.register(servicesPlugin, { ...(opts.hooks ? { workflowHooks: opts.hooks } : {}), ...(opts.syncHooks ? { syncHooks: opts.syncHooks } : {}) })
-  await fastify.register(liveTailPlugin, opts.liveTail ? { tuning: opts.liveTail } : {})
+  await fastify.register(servicesPlugin, { ...(seams.workflowHooks ? { workflowHooks: seams.workflowHooks } : {}), ...(seams.syncHooks ? { syncHooks: seams.syncHooks } : {}) })
+  await fastify.register(liveTailPlugin, seams.liveTailTuning ? { tuning: seams.liveTailTuning } : {})
 
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)

@@ -199,11 +199,13 @@ VERSIONS.forEach((version, i) => {
     app = await buildApp({
       config,
       logger: { ...(loggerOptions(config) as object), level: process.env.E2E_SERVICE_LOG_LEVEL ?? 'warn', stream: sink },
-      hooks: {
-        afterN8nCreate: (row) => {
-          if (row.name !== crashAfterCreateOf) return
-          crashAfterCreateOf = null
-          throw new Error('e2e: injected crash after the n8n create')
+      testing: {
+        workflowHooks: {
+          afterN8nCreate: (row) => {
+            if (row.name !== crashAfterCreateOf) return
+            crashAfterCreateOf = null
+            throw new Error('e2e: injected crash after the n8n create')
+          }
         }
       }
     })

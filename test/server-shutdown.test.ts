@@ -1,8 +1,7 @@
 // Graceful shutdown of the real process (`node src/server.ts`): SIGTERM while a request is in
 // flight (its n8n call takes ~1 s at a local slow fake) lets it finish with its normal answer,
 // refuses new connections, and exits 0 without waiting for keep-alive timeouts; a connection
-// that never finishes is cut at SHUTDOWN_TIMEOUT_MS. In process: app.trackWork() is awaited by
-// app.close(), within the same bound.
+// that never finishes is cut at SHUTDOWN_TIMEOUT_MS.
 import t from 'tap'
 import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
@@ -15,7 +14,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createTestDatabase } from './helpers/db.ts'
 import type { TestDatabase } from './helpers/db.ts'
-import { buildTestApp, testUser } from './helpers/app.ts'
+import { testUser } from './helpers/app.ts'
 import { TEST_JWT_SECRET } from './helpers/tokens.ts'
 
 const SERVER = new URL('../src/server.ts', import.meta.url).pathname
@@ -294,36 +293,4 @@ t.test('a connection that never finishes is cut at SHUTDOWN_TIMEOUT_MS; exit 0',
   t.ok(cut >= timeoutMs - 100 && cut < timeoutMs + 1000, `the open connection was closed at the bound (${Math.round(cut)} ms)`)
   t.ok(exit.at - signalledAt < timeoutMs + 1500, `exited ${Math.round(exit.at - signalledAt)} ms after SIGTERM`)
   t.ok(p.logs.some((l) => String(l.msg).startsWith('drain bound reached')), 'the cut is logged')
-})
-
-t.test('app.close() waits for tracked work, then closes; shutdownSignal aborts first', async (t) => {
-  const h = await buildTestApp({ db: tdb.db, env: { SHUTDOWN_TIMEOUT_MS: '3000' } })
-  await h.app.listen({ port: 0, host: '127.0.0.1' })
-  const events: string[] = []
-  h.app.shutdownSignal.addEventListener('abort', () => events.push('aborted'))
-  const work = h.app.trackWork((async () => {
-    await sleep(400)
-    const r = await h.app.db.query<{ one: number }>('select 1 as one')
-    events.push('work done')
-    return r.rows[0]?.one
-  })())
-  const failing = h.app.trackWork(Promise.reject(new Error('tracked failure')))
-  failing.catch(() => events.push('failure seen by its caller'))
-  const started = performance.now()
-  await h.close()
-  events.push('closed')
-  const took = performance.now() - started
-  t.equal(await work, 1, 'trackWork returns the work\'s own promise')
-  t.same(events, ['failure seen by its caller', 'aborted', 'work done', 'closed'])
-  t.ok(took >= 350 && took < 2000, `close took ${Math.round(took)} ms`)
-  t.notOk(h.app.server.listening, 'no longer listening')
-})
-
-t.test('tracked work that overruns the bound is abandoned at SHUTDOWN_TIMEOUT_MS', async (t) => {
-  const h = await buildTestApp({ db: tdb.db, env: { SHUTDOWN_TIMEOUT_MS: '300' } })
-  void h.app.trackWork(new Promise(() => {}))
-  const started = performance.now()
-  await h.close()
-  const took = performance.now() - started
-  t.ok(took >= 250 && took < 1500, `close took ${Math.round(took)} ms`)
 })

@@ -34,7 +34,7 @@ export async function startBenchApp (prefix: string, env: Record<string, string>
     LIVE_SYNC_INTERVAL_MS: '0',
     ...env
   })
-  const app = await buildApp({ config, logger: false, swaggerUi: false })
+  const app = await buildApp({ config, logger: false, testing: { swaggerUi: false } })
   return {
     app,
     databaseUrl: url.toString(),

@@ -25,7 +25,7 @@ const config = loadConfig({
   // a scenario is about to compare with n8n's truth (retention, not loss).
   EXECUTION_RETENTION_DAYS: env.EXECUTION_RETENTION_DAYS ?? '3650'
 })
-const app = await buildApp({ config, logger: env.CHAOS_LOG_LEVEL ? undefined : false, swaggerUi: false, migrate: false })
+const app = await buildApp({ config, logger: env.CHAOS_LOG_LEVEL ? undefined : false, testing: { swaggerUi: false, migrate: false } })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const addr = app.server.address()
 process.send?.({ port: typeof addr === 'object' && addr ? addr.port : 0, pid: process.pid })

@@ -24,7 +24,7 @@ const config = loadConfig({
   LIVE_SYNC_INTERVAL_MS: env.LIVE_SYNC_INTERVAL_MS ?? '0'
 })
 // The bench migrated the database already (and other sessions may be editing migration files).
-const app = await buildApp({ config, logger: false, swaggerUi: false, migrate: false })
+const app = await buildApp({ config, logger: false, testing: { swaggerUi: false, migrate: false } })
 const strategy = env.BENCH_SYNC_ALL_STRATEGY as SyncAllStrategy | undefined
 if (strategy || env.BENCH_SCAN_BUFFER || env.BENCH_INGEST_LANES) {
   // Same construction as src/plugins/services.ts, plus the strategy. The routes read

@@ -1,21 +1,29 @@
-/** At most `slots` callers run at once; the rest wait their turn in order. */
+/**
+ * At most `slots` callers run at once; the rest wait their turn in order (a freed slot goes to
+ * the longest waiter, never to a newcomer). `slots` may be a function, read at every acquire and
+ * release, for a limit that can change at run time (EventHub's `catchUpConcurrency`): a raised
+ * limit lets waiters in on the next release, a lowered one lets none in until enough have left.
+ */
 export class Semaphore {
-  private free: number
+  private running = 0
   private readonly waiters: Array<() => void> = []
+  private readonly limit: () => number
 
-  constructor (slots: number) {
-    this.free = slots
+  constructor (slots: number | (() => number)) {
+    this.limit = typeof slots === 'number' ? () => slots : slots
   }
 
   async run<T> (fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--
+    if (this.waiters.length === 0 && this.running < this.limit()) this.running++
     else await new Promise<void>((resolve) => { this.waiters.push(resolve) })
     try {
       return await fn()
     } finally {
-      const next = this.waiters.shift()
-      if (next) next()
-      else this.free++
+      this.running--
+      while (this.waiters.length > 0 && this.running < this.limit()) {
+        this.running++
+        this.waiters.shift()!()
+      }
     }
   }
 

@@ -34,6 +34,3 @@ export function problems (...statuses: number[]): Record<number, typeof problemS
   for (const s of statuses) out[s] = problemSchema.describe(descriptions[s] ?? 'Problem') as typeof problemSchema
   return out
 }
-
-/** Problems any authenticated route can answer. */
-export const userRouteProblems = [400, 401, 403, 429, 500, 503] as const

@@ -3,7 +3,9 @@ import type { PurgeCounts } from '../store/rows.ts'
 import type { Store } from '../store/store.ts'
 import { AppError, isAppError } from '../errors.ts'
 import type { N8nClient, N8nWorkflow } from './n8n-client.ts'
-import { MARKER_KEY } from './workflow-service.ts'
+import { isUuid } from '../lib/ids.ts'
+import { readMarker } from '../lib/marker.ts'
+import { USER_TAG_PREFIX } from '../lib/user-tag.ts'
 
 export type CleanupN8n = Pick<N8nClient, 'iterateWorkflows' | 'deleteWorkflow'>
 
@@ -38,8 +40,6 @@ export interface CleanupReport {
   purged: { sync_logs: number, executions: number, idempotency_keys: number, [k: string]: number }
   errors: Array<{ code: string, message: string }>
 }
-
-const USER_PREFIX = '[USR-'
 
 /**
  * Housekeeping for the cron route. An orphan is an n8n workflow named `[USR-…` that no row owns:
@@ -84,7 +84,7 @@ export class CleanupService {
       const candidates: N8nWorkflow[] = []
       for await (const w of this.o.n8n.iterateWorkflows({ limit: 250 })) {
         report.n8n_workflows_scanned++
-        if (typeof w.name === 'string' && w.name.startsWith(USER_PREFIX)) candidates.push(w)
+        if (typeof w.name === 'string' && w.name.startsWith(USER_TAG_PREFIX)) candidates.push(w)
       }
       for (let i = 0; i < candidates.length; i += 500) {
         const chunk = candidates.slice(i, i + 500)
@@ -152,9 +152,8 @@ export class CleanupService {
 }
 
 function markerRowId (w: N8nWorkflow): string | null {
-  const marker = (w.staticData as Record<string, unknown> | null | undefined)?.[MARKER_KEY] as { row_id?: unknown } | undefined
-  const id = marker?.row_id
-  return typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id) ? id : null
+  const id = readMarker(w.staticData).rowId
+  return isUuid(id) ? id : null
 }
 
 function errorMessage (err: unknown): string {

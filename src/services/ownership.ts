@@ -4,7 +4,8 @@
 // not proof: an admin's update (or, before the grants were tightened, a user's own) can point it
 // at anyone's workflow.
 
-export const MARKER_KEY = 'workflow_sync'
+import { readMarker } from '../lib/marker.ts'
+import { hasUserTag, userTag } from '../lib/user-tag.ts'
 
 export interface RowIdentity {
   id: string
@@ -18,22 +19,9 @@ export interface N8nIdentity {
   markerUserId: string | null
 }
 
-export function userPrefix (userId: string): string {
-  return `[USR-${userId.replace(/-/g, '').slice(0, 8).toLowerCase()}]`
-}
-
-function hasPrefix (name: string, prefix: string): boolean {
-  return name.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase()
-}
-
 export function identityOf (wf: { name: string, staticData?: Record<string, unknown> | null }): N8nIdentity {
-  const marker = wf.staticData?.[MARKER_KEY]
-  const m = marker !== null && typeof marker === 'object' ? marker as Record<string, unknown> : null
-  return {
-    name: wf.name,
-    markerRowId: typeof m?.row_id === 'string' ? m.row_id : null,
-    markerUserId: typeof m?.user_id === 'string' ? m.user_id : null
-  }
+  const m = readMarker(wf.staticData)
+  return { name: wf.name, markerRowId: m.rowId, markerUserId: m.userId }
 }
 
 /**
@@ -44,7 +32,7 @@ export function notOwnedReason (n8nId: string, row: RowIdentity, wf: N8nIdentity
   let why: string | null = null
   if (wf.markerRowId === null) why = 'it carries no workflow_sync marker'
   else if (wf.markerRowId !== row.id || wf.markerUserId?.toLowerCase() !== row.user_id.toLowerCase()) why = 'its workflow_sync marker names another row'
-  else if (!hasPrefix(wf.name, userPrefix(row.user_id))) why = `its name does not start with the owner's ${userPrefix(row.user_id)} prefix`
+  else if (!hasUserTag(wf.name, row.user_id)) why = `its name does not start with the owner's ${userTag(row.user_id)} prefix`
   if (why === null) return null
   return `The n8n workflow ${n8nId} that this row names is not this row's (${why}); nothing was done to it in n8n`
 }

@@ -4,6 +4,8 @@
 import type { ExecutionRow, Store, SyncLogRow, SyncStatsRow } from '../store/store.ts'
 import type { Scope } from '../store/scope.ts'
 import { AppError } from '../errors.ts'
+import { decodeCursor as decodeCursorValue, encodeCursor } from '../lib/cursor.ts'
+import { isUuid } from '../lib/ids.ts'
 
 export interface ExecutionPage {
   data: Array<Omit<ExecutionRow, 'seq'>>
@@ -30,7 +32,6 @@ export interface SyncHistoryOptions {
   now?: () => Date
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ID_RE = /^[0-9]{1,18}$/
 
 export class SyncHistory {
@@ -51,7 +52,7 @@ export class SyncHistory {
       if (typeof c.s !== 'string' || !ID_RE.test(c.s)) throw invalidCursor()
       beforeSeq = c.s
     }
-    if (!UUID_RE.test(workflowId)) throw new AppError('not_found', 'Workflow not found')
+    if (!isUuid(workflowId)) throw new AppError('not_found', 'Workflow not found')
     const rows = await this.#store.listExecutionHistory(scope, workflowId, { limit: limit + 1, beforeSeq, status: q.status ?? null })
     if (rows === undefined) throw new AppError('not_found', 'Workflow not found')
     const more = rows.length > limit
@@ -69,7 +70,7 @@ export class SyncHistory {
     let before: { created: string, id: string } | null = null
     if (q.cursor) {
       const c = decodeCursor(q.cursor)
-      if (typeof c.c !== 'string' || typeof c.i !== 'string' || !UUID_RE.test(c.i) || Number.isNaN(Date.parse(c.c))) throw invalidCursor()
+      if (typeof c.c !== 'string' || typeof c.i !== 'string' || !isUuid(c.i) || Number.isNaN(Date.parse(c.c))) throw invalidCursor()
       before = { created: c.c, id: c.i }
     }
     const rows = await this.#store.listSyncLogs(scope, { limit: limit + 1, before })
@@ -117,15 +118,9 @@ export class SyncHistory {
   }
 }
 
-function encodeCursor (value: object): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url')
-}
-
 function decodeCursor (cursor: string): Record<string, unknown> {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>
-  } catch {}
+  const v = decodeCursorValue(cursor)
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>
   throw invalidCursor()
 }
 

@@ -15,6 +15,7 @@
 //   jwksCacheMaxAgeMs, and refetched on an unknown `kid` at most once per jwksCooldownMs; concurrent
 //   callers share one in-flight fetch. When no key set could ever be loaded → AppError('internal',
 //   status 503): the identity provider being unreachable is not the client's fault.
+//   (./token-verifier/jwks.ts; the error answers in ./token-verifier/errors.ts.)
 // - Successful verifications are cached under the SHA-256 of the full token until the token's
 //   `exp` (never beyond); bounded LRU. Failures are never cached.
 // - Remote fallback (option remoteVerify, Supabase's `auth.getUser`): only for an HS256 token while
@@ -22,9 +23,11 @@
 //   given). The provider's answer is cached like a local one, but at most remoteCacheTtlMs; the
 //   role/aud/iss/sub checks of verifyUser / verifyService apply to its claims all the same.
 import { hash, webcrypto } from 'node:crypto'
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
-import type { CryptoKey, JWK, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose'
-import { AppError } from '../errors.ts'
+import { decodeProtectedHeader, jwtVerify } from 'jose'
+import type { CryptoKey, ProtectedHeaderParameters } from 'jose'
+import { isUuid } from '../lib/ids.ts'
+import { forbidden, invalidToken, tokenExpired } from './token-verifier/errors.ts'
+import { JwksKeys } from './token-verifier/jwks.ts'
 
 export interface VerifiedClaims {
   sub?: string
@@ -99,30 +102,12 @@ export interface TokenVerifierStats {
 
 /** Longer than any header Node accepts by default (16 KiB); anything longer is garbage. */
 const MAX_TOKEN_LENGTH = 16_384
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ASYMMETRIC_ALGS: ReadonlySet<string> = new Set([
   'ES256', 'ES384', 'ES512',
   'RS256', 'RS384', 'RS512',
   'PS256', 'PS384', 'PS512',
   'EdDSA', 'Ed25519'
 ])
-const INVALID_MESSAGE = 'The access token is invalid'
-const EXPIRED_MESSAGE = 'The access token has expired'
-const WWW_INVALID = { 'www-authenticate': 'Bearer error="invalid_token"' }
-const WWW_FORBIDDEN = { 'www-authenticate': 'Bearer error="insufficient_scope"' }
-
-function invalidToken (reason: string): AppError {
-  return new AppError('invalid_token', INVALID_MESSAGE, { headers: WWW_INVALID, cause: reason })
-}
-
-function forbidden (message: string): AppError {
-  return new AppError('forbidden', message, { headers: WWW_FORBIDDEN, cause: 'role' })
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 function deepFreeze<T> (value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value)
@@ -142,12 +127,6 @@ function positiveOr (value: number | undefined, fallback: number, name: string):
   return value
 }
 
-interface KeySet {
-  getKey: JWTVerifyGetKey
-  kids: ReadonlySet<string>
-  fetchedAt: number
-}
-
 interface CacheEntry {
   claims: VerifiedClaims
   expMs: number
@@ -156,29 +135,20 @@ interface CacheEntry {
 export class TokenVerifier {
   readonly #secret: Uint8Array | undefined
   #hmacKey: Promise<CryptoKey> | undefined
-  readonly #jwksUrl: string | undefined
+  readonly #jwks: JwksKeys | undefined
   readonly #issuer: string | undefined
   readonly #audience: string
   readonly #clockTolerance: number
-  readonly #cooldownMs: number
-  readonly #maxAgeMs: number
-  readonly #timeoutMs: number
   readonly #maxEntries: number
-  readonly #fetch: typeof fetch
   readonly #now: () => number
-  readonly #onJwksError: ((err: unknown) => void) | undefined
   readonly #remoteVerify: ((token: string) => Promise<VerifiedClaims>) | undefined
   readonly #remoteTtlMs: number
   /** Claims that came from remoteVerify (their cache entries get the shorter bound). */
   readonly #remoteClaims = new WeakSet<object>()
 
-  #keySet: KeySet | null = null
-  #inflight: Promise<boolean> | null = null
-  #lastFetchAt = Number.NEGATIVE_INFINITY
-
   readonly #cache = new Map<string, CacheEntry>()
   readonly #pending = new Map<string, Promise<VerifiedClaims>>()
-  readonly #stats = { cacheHits: 0, cacheMisses: 0, signatureVerifications: 0, remoteVerifications: 0, jwksFetches: 0, jwksFetchFailures: 0 }
+  readonly #stats = { cacheHits: 0, cacheMisses: 0, signatureVerifications: 0, remoteVerifications: 0 }
 
   constructor (options: TokenVerifierOptions) {
     const secret = options.jwtSecret === undefined || options.jwtSecret === '' ? undefined : options.jwtSecret
@@ -191,23 +161,24 @@ export class TokenVerifier {
       if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('TokenVerifier: jwksUrl must be http(s)')
     }
     this.#secret = secret === undefined ? undefined : new TextEncoder().encode(secret)
-    this.#jwksUrl = jwksUrl
     this.#issuer = options.issuer === '' ? undefined : options.issuer
     this.#audience = options.audience ?? 'authenticated'
     this.#clockTolerance = positiveOr(options.clockToleranceSec, 5, 'clockToleranceSec')
-    this.#cooldownMs = positiveOr(options.jwksCooldownMs, 30_000, 'jwksCooldownMs')
-    this.#maxAgeMs = positiveOr(options.jwksCacheMaxAgeMs, 600_000, 'jwksCacheMaxAgeMs')
-    this.#timeoutMs = positiveOr(options.jwksTimeoutMs, 5_000, 'jwksTimeoutMs')
+    const cooldownMs = positiveOr(options.jwksCooldownMs, 30_000, 'jwksCooldownMs')
+    const maxAgeMs = positiveOr(options.jwksCacheMaxAgeMs, 600_000, 'jwksCacheMaxAgeMs')
+    const timeoutMs = positiveOr(options.jwksTimeoutMs, 5_000, 'jwksTimeoutMs')
     this.#maxEntries = Math.floor(positiveOr(options.cacheMaxEntries, 10_000, 'cacheMaxEntries'))
-    this.#fetch = options.fetch ?? globalThis.fetch
     this.#now = options.now ?? Date.now
-    this.#onJwksError = options.onJwksError
+    this.#jwks = jwksUrl === undefined
+      ? undefined
+      : new JwksKeys({ url: jwksUrl, cooldownMs, maxAgeMs, timeoutMs, fetch: options.fetch ?? globalThis.fetch, now: this.#now, onError: options.onJwksError })
     this.#remoteVerify = options.remoteVerify
     this.#remoteTtlMs = positiveOr(options.remoteCacheTtlMs, 300_000, 'remoteCacheTtlMs')
   }
 
   get stats (): TokenVerifierStats {
-    return { ...this.#stats, cacheSize: this.#cache.size, jwksFetchInFlight: this.#inflight !== null }
+    const jwks = this.#jwks?.stats ?? { jwksFetches: 0, jwksFetchFailures: 0, jwksFetchInFlight: false }
+    return { ...this.#stats, cacheSize: this.#cache.size, ...jwks }
   }
 
   /** Forget all cached verifications (e.g. after a key was revoked). */
@@ -220,9 +191,7 @@ export class TokenVerifier {
    * the first request does not pay for the fetch. Resolves to whether a key set is available.
    */
   async loadKeys (): Promise<boolean> {
-    if (this.#jwksUrl === undefined) return false
-    await (this.#inflight ?? this.#startFetch())
-    return this.#keySet !== null
+    return await (this.#jwks?.load() ?? false)
   }
 
   /** Signature, `exp`, `nbf`. No audience/issuer/role checks (see verifyUser / verifyService). */
@@ -262,7 +231,7 @@ export class TokenVerifier {
     if (claims.role !== 'authenticated') throw forbidden('This route needs a signed-in user')
     if (!audienceIncludes(claims.aud, this.#audience)) throw invalidToken('aud')
     if (this.#issuer !== undefined && claims.iss !== this.#issuer) throw invalidToken('iss')
-    if (typeof claims.sub !== 'string' || !UUID_RE.test(claims.sub)) throw invalidToken('sub')
+    if (!isUuid(claims.sub)) throw invalidToken('sub')
     return {
       userId: claims.sub.toLowerCase(),
       email: typeof claims.email === 'string' && claims.email !== '' ? claims.email : null,
@@ -315,10 +284,7 @@ export class TokenVerifier {
         const claims = await this.#remoteVerify(token)
         if (typeof claims.role !== 'string' || typeof claims.exp !== 'number') throw invalidToken('remote claims')
         if (claims.exp * 1000 <= this.#now()) {
-          throw new AppError('token_expired', EXPIRED_MESSAGE, {
-            headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="The access token expired"' },
-            cause: 'exp'
-          })
+          throw tokenExpired()
         }
         const frozen = deepFreeze({ ...claims })
         this.#remoteClaims.add(frozen)
@@ -326,8 +292,8 @@ export class TokenVerifier {
       }
       key = await this.#getHmacKey()
     } else if (ASYMMETRIC_ALGS.has(alg)) {
-      if (this.#jwksUrl === undefined) throw invalidToken('asymmetric alg without a JWKS')
-      key = await this.#getJwksKey(header, alg)
+      if (this.#jwks === undefined) throw invalidToken('asymmetric alg without a JWKS')
+      key = await this.#jwks.getKey(header, alg)
     } else {
       throw invalidToken('alg')
     }
@@ -344,10 +310,7 @@ export class TokenVerifier {
       payload = result.payload
     } catch (err) {
       if ((err as { code?: unknown } | null)?.code === 'ERR_JWT_EXPIRED') {
-        throw new AppError('token_expired', EXPIRED_MESSAGE, {
-          headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="The access token expired"' },
-          cause: 'exp'
-        })
+        throw tokenExpired()
       }
       throw invalidToken(`jose: ${(err as { code?: unknown } | null)?.code ?? 'error'}`)
     }
@@ -363,85 +326,4 @@ export class TokenVerifier {
     return this.#hmacKey
   }
 
-  async #getJwksKey (header: ProtectedHeaderParameters, alg: string): Promise<CryptoKey> {
-    const kid = header.kid
-    if (kid !== undefined && typeof kid !== 'string') throw invalidToken('kid')
-    let set = await this.#currentKeySet()
-    if (kid !== undefined && !set.kids.has(kid)) {
-      // Unknown kid: maybe a rotation. One refetch, rate-limited, shared by concurrent callers.
-      if (this.#inflight !== null) {
-        await this.#inflight
-      } else if (this.#now() - this.#lastFetchAt >= this.#cooldownMs) {
-        await this.#startFetch()
-      }
-      set = this.#keySet ?? set
-      if (!set.kids.has(kid)) throw invalidToken('unknown kid')
-    }
-    try {
-      // jose filters by kid, kty/crv matching alg, `alg`/`use`/`key_ops` of the JWK, public only.
-      return await set.getKey({ ...header, alg }, { payload: '', signature: '' }) as CryptoKey
-    } catch (err) {
-      throw invalidToken(`no usable key: ${(err as { code?: unknown } | null)?.code ?? 'error'}`)
-    }
-  }
-
-  async #currentKeySet (): Promise<KeySet> {
-    const set = this.#keySet
-    const now = this.#now()
-    if (set !== null) {
-      if (now - set.fetchedAt >= this.#maxAgeMs && this.#inflight === null && now - this.#lastFetchAt >= this.#cooldownMs) {
-        void this.#startFetch() // stale: refresh in the background, keep serving the known keys
-      }
-      return set
-    }
-    if (this.#inflight !== null) {
-      await this.#inflight
-    } else if (now - this.#lastFetchAt >= this.#cooldownMs) {
-      await this.#startFetch()
-    }
-    if (this.#keySet !== null) return this.#keySet
-    const retryAfter = Math.max(1, Math.ceil((this.#lastFetchAt + this.#cooldownMs - this.#now()) / 1000))
-    throw new AppError('internal', 'Signing keys are unavailable', {
-      status: 503,
-      headers: { 'retry-after': String(retryAfter) },
-      cause: 'jwks unavailable'
-    })
-  }
-
-  /** Never rejects; resolves to whether the fetch succeeded. */
-  #startFetch (): Promise<boolean> {
-    this.#lastFetchAt = this.#now()
-    this.#stats.jwksFetches++
-    const promise = this.#fetchKeySet().then((set) => {
-      this.#keySet = set
-      return true
-    }, (err: unknown) => {
-      this.#stats.jwksFetchFailures++
-      try { this.#onJwksError?.(err) } catch { /* a logger must not break auth */ }
-      return false
-    }).finally(() => {
-      this.#inflight = null
-    })
-    this.#inflight = promise
-    return promise
-  }
-
-  async #fetchKeySet (): Promise<KeySet> {
-    const res = await this.#fetch(this.#jwksUrl as string, {
-      headers: { accept: 'application/json' },
-      signal: AbortSignal.timeout(this.#timeoutMs)
-    })
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {})
-      throw new Error(`JWKS fetch answered HTTP ${res.status}`)
-    }
-    const body: unknown = await res.json()
-    if (!isRecord(body) || !Array.isArray(body.keys)) throw new Error('JWKS response is not a key set')
-    // Only public asymmetric keys; a symmetric or private key in a JWKS is never used.
-    const keys = (body.keys as unknown[]).filter((k): k is JWK =>
-      isRecord(k) && typeof k.kty === 'string' && k.kty !== 'oct' && k.d === undefined && k.priv === undefined)
-    const kids = new Set<string>()
-    for (const k of keys) if (typeof k.kid === 'string') kids.add(k.kid)
-    return { getKey: createLocalJWKSet({ keys }), kids, fetchedAt: this.#now() }
-  }
 }

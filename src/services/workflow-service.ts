@@ -5,17 +5,12 @@ import type * as store from '../store/rows.ts'
 import type { WorkflowRow } from '../store/rows.ts'
 import type { Workflow, WorkflowListItem } from '../schemas/workflow.ts'
 import { AppError } from '../errors.ts'
-import { isN8nError, isN8nNotFound } from './n8n-client.ts'
-import type { N8nClient, N8nError, N8nNode, N8nWorkflow } from './n8n-client.ts'
-import { identityOf, MARKER_KEY, notOwnedReason } from './ownership.ts'
-
-export interface Logger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
-
-export type WorkflowN8n = Pick<N8nClient, 'listWorkflows' | 'createWorkflow' | 'updateWorkflow' | 'deleteWorkflow' | 'activateWorkflow' | 'deactivateWorkflow' | 'getWorkflow'>
+import { isN8nNotFound } from './n8n-client.ts'
+import type { N8nWorkflow } from './n8n-client.ts'
+import { notFound, WorkflowDeployer } from './workflow-deploy.ts'
+import type { DeployOptions, Logger, WorkflowN8n } from './workflow-deploy.ts'
+import { decodeCursor, encodeCursor } from '../lib/cursor.ts'
+import { isUuid } from '../lib/ids.ts'
 
 export interface WorkflowServiceOptions {
   /** Where workflows live (Postgres or Supabase). */
@@ -47,36 +42,24 @@ export interface ListResult {
   next_cursor: string | null
 }
 
-// The marker left in n8n's staticData: it names the row a workflow belongs to, so a deploy retried
-// after a crash adopts the workflow an earlier attempt created instead of creating a second one,
-// and nothing is ever done to an n8n workflow that does not carry it (./ownership.ts).
-export { MARKER_KEY }
-
-export function n8nName (userId: string, name: string): string {
-  return `[USR-${userId.replace(/-/g, '').slice(0, 8)}] ${name}`
-}
-
 // The cursor carries created_at with Postgres's full (microsecond) precision: a millisecond ISO
 // string would skip rows created within the same millisecond as the last row of a page.
-export function encodeCursor (row: { cursor_ts: string, id: string }): string {
-  return Buffer.from(JSON.stringify([row.cursor_ts, row.id])).toString('base64url')
+export function encodeWorkflowCursor (row: { cursor_ts: string, id: string }): string {
+  return encodeCursor([row.cursor_ts, row.id])
 }
 
 const CURSOR_TS = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$/
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-export function decodeCursor (cursor: string): { createdAt: string, id: string } {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string' && UUID.test(v[1])) {
-      const m = CURSOR_TS.exec(v[0])
-      const ms = Date.parse(v[0])
-      // The round trip rejects dates that Date.parse rolls over (2026-02-31) and Postgres refuses.
-      if (m && !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === m[1]) {
-        return { createdAt: v[0], id: v[1] }
-      }
+export function decodeWorkflowCursor (cursor: string): { createdAt: string, id: string } {
+  const v = decodeCursor(cursor)
+  if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && isUuid(v[1])) {
+    const m = CURSOR_TS.exec(v[0])
+    const ms = Date.parse(v[0])
+    // The round trip rejects dates that Date.parse rolls over (2026-02-31) and Postgres refuses.
+    if (m && !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === m[1]) {
+      return { createdAt: v[0], id: v[1] }
     }
-  } catch {}
+  }
   throw new AppError('validation_failed', 'The cursor is not one this service issued', { errors: [{ path: 'querystring/cursor', message: 'invalid cursor' }] })
 }
 
@@ -95,7 +78,7 @@ type ListQuery = { limit: number, cursor?: string | undefined, status?: string |
 function listFilter (q: ListQuery): WorkflowListQuery {
   // One row more than the page: it tells whether a next page exists.
   const filter: WorkflowListQuery = { limit: q.limit + 1, definition: q.include === 'definition' }
-  if (q.cursor) filter.after = decodeCursor(q.cursor)
+  if (q.cursor) filter.after = decodeWorkflowCursor(q.cursor)
   if (q.status) filter.status = q.status
   if (q.active !== undefined) filter.active = q.active
   return filter
@@ -106,30 +89,17 @@ function userIdOf (scope: Scope): string {
   return scope.userId
 }
 
-function notFound (): AppError {
-  return new AppError('not_found', 'No workflow with this id')
-}
-
-/** What n8n holds under a row's n8n id: the row's own workflow, nothing, or someone else's. */
-type Ownership = { kind: 'owned', workflow: N8nWorkflow } | { kind: 'missing' } | { kind: 'foreign', reason: string }
-
-function redeployHint (id: string): string {
-  return `POST /workflows/${id}/redeploy gives this row its own n8n workflow`
-}
-
 export class WorkflowService {
   private readonly store: Store
   private readonly n8n: WorkflowN8n
-  private readonly log: Logger
   private readonly ttlHours: number
-  private readonly afterN8nCreate: WorkflowServiceOptions['afterN8nCreate']
+  private readonly deployer: WorkflowDeployer
 
   constructor (opts: WorkflowServiceOptions) {
     this.store = opts.store
     this.n8n = opts.n8n
-    this.log = opts.logger
     this.ttlHours = opts.idempotencyTtlHours ?? 24
-    this.afterN8nCreate = opts.afterN8nCreate
+    this.deployer = new WorkflowDeployer({ store: this.store, n8n: opts.n8n, logger: opts.logger, afterN8nCreate: opts.afterN8nCreate })
   }
 
   async list (scope: Scope, q: ListQuery): Promise<ListResult> {
@@ -148,7 +118,7 @@ export class WorkflowService {
     const last = page[page.length - 1]
     const tag = rows.every((r) => r.row_version !== undefined) ? rows.map((r) => `${r.id}:${r.row_version}`).join(',') : null
     return {
-      page: { data: page.map(listItem), next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null },
+      page: { data: page.map(listItem), next_cursor: rows.length > q.limit && last ? encodeWorkflowCursor(last) : null },
       tag
     }
   }
@@ -190,18 +160,18 @@ export class WorkflowService {
     const row = started.workflow
     const activate = input.active || row.active
     if (!idempotencyKey) {
-      return { statusCode: 201, body: publicWorkflow(await this.deploy(scope, row.id, { activate })), replayed: false }
+      return { statusCode: 201, body: publicWorkflow(await this.deployer.deploy(scope, row.id, { activate })), replayed: false }
     }
     // With a key, the deploy and the stored answer happen under the workflow's deploy lock, and the
     // key is looked at again once the lock is ours: a concurrent request with the same key (which
     // cannot tell an in-flight first request from a dead one) waits for it and replays its answer
     // instead of deploying a second time.
-    const result = await this.withDeployLock(scope, row.id, userId, async (): Promise<CreateResult> => {
+    const result = await this.deployer.withDeployLock(scope, row.id, userId, async (): Promise<CreateResult> => {
       const current = await this.store.getIdempotencyRecord(scope, idempotencyKey)
       if (current && current.request_hash === requestHash && current.status_code !== null) {
         return { statusCode: current.status_code, body: current.response as Workflow, replayed: true }
       }
-      const body = publicWorkflow(await this.deployLocked(scope, row.id, { activate }))
+      const body = publicWorkflow(await this.deployer.deployLocked(scope, row.id, { activate }))
       await this.store.completeIdempotencyKey(scope, idempotencyKey, 201, body)
       return { statusCode: 201, body, replayed: false }
     })
@@ -209,150 +179,9 @@ export class WorkflowService {
     return result.value
   }
 
-  /**
-   * One deploy (or delete) per workflow at a time, across replicas. The lock belongs to the
-   * workflow's owner (Supabase leases live under the owner's key prefix): a user's own, or, for the
-   * service, read from the row.
-   */
-  private async withDeployLock<T> (scope: Scope, id: string, ownerId: string | null, fn: () => Promise<T>): Promise<{ acquired: true, value: T } | { acquired: false }> {
-    let owner = ownerId ?? (scope.kind === 'user' ? scope.userId : null)
-    if (owner === null) {
-      const row = await this.store.getWorkflow(scope, id)
-      if (!row) throw notFound()
-      owner = row.user_id
-    }
-    return this.store.withLock(scope, { name: 'deploy', workflowId: id, ownerId: owner }, fn)
-  }
-
-  /**
-   * Makes n8n match the row: adopt or create when the row has no n8n workflow, update it when it
-   * has one (recreate when n8n lost it), then mirror `active`. n8n being down leaves the row
-   * `pending` with last_error, so a later deploy (PATCH, redeploy, sync) finishes the job.
-   * One deploy per workflow at a time, across replicas.
-   */
+  /** The deploy saga (./workflow-deploy.ts); the sync's redeploy of a pending row comes here. */
   async deploy (scope: Scope, id: string, opts: DeployOptions = {}): Promise<WorkflowRow> {
-    const result = await this.withDeployLock(scope, id, null, () => this.deployLocked(scope, id, opts))
-    if (!result.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
-    return result.value
-  }
-
-  private async deployLocked (scope: Scope, id: string, opts: DeployOptions): Promise<WorkflowRow> {
-    // Atomic (SQL function begin_deploy): lock the row, count this attempt; the row as it was before.
-    const row = await this.store.beginDeploy(scope, id)
-    if (!row) throw notFound()
-    const wantActive = opts.activate ?? row.active
-    const definition = {
-      name: n8nName(row.user_id, row.name),
-      nodes: row.nodes as unknown as N8nNode[],
-      connections: row.connections,
-      settings: row.settings
-    }
-    let n8nId = row.n8n_workflow_id
-    // 'definition' until n8n holds the row's definition, then 'activation'.
-    let phase: 'definition' | 'activation' = 'definition'
-    try {
-      if (n8nId) {
-        // One GET before the PUT: the row's n8n id alone does not prove the workflow is the row's.
-        const owned = await this.ownership(row, n8nId)
-        if (owned.kind === 'foreign') {
-          this.log.warn({ workflowId: id, n8nWorkflowId: n8nId, reason: owned.reason }, 'deploy: the n8n workflow is not this row\'s; left untouched')
-          if (!opts.replaceForeign) {
-            const saved = await this.store.recordDeployOutcome(scope, id, { status: 'missing_in_n8n', lastError: `${owned.reason}. ${redeployHint(id)}` })
-            if (!saved) throw notFound()
-            return saved
-          }
-          // An explicit redeploy: the row gets its own workflow (adopted by marker or created).
-          n8nId = null
-        } else if (owned.kind === 'missing') {
-          this.log.warn({ workflowId: id, n8nWorkflowId: n8nId }, 'workflow missing in n8n; recreating it')
-          n8nId = null
-        } else {
-          try {
-            await this.n8n.updateWorkflow(n8nId, definition)
-          } catch (err) {
-            if (!isN8nNotFound(err)) throw err
-            this.log.warn({ workflowId: id, n8nWorkflowId: n8nId }, 'workflow missing in n8n; recreating it')
-            n8nId = null
-          }
-        }
-      }
-      if (!n8nId) {
-        // row.deploy_attempts was read before this attempt was counted: above 0, an earlier
-        // attempt may have created the workflow in n8n (then died, or lost n8n's answer).
-        const adopted = row.deploy_attempts > 0 ? await this.findByMarker(row) : undefined
-        if (adopted) {
-          this.log.info({ workflowId: id, n8nWorkflowId: adopted.id }, 'adopted the workflow an earlier deploy created')
-          n8nId = adopted.id
-          await this.n8n.updateWorkflow(n8nId, definition)
-        } else {
-          const created = await this.n8n.createWorkflow({ ...definition, staticData: { [MARKER_KEY]: { row_id: row.id, user_id: row.user_id } } })
-          n8nId = created.id
-          if (this.afterN8nCreate) await this.afterN8nCreate(row, created)
-        }
-      }
-      phase = 'activation'
-      // Record the n8n id before activating, so an activation failure cannot orphan it.
-      await this.store.recordDeployOutcome(scope, id, { status: 'deployed', n8nWorkflowId: n8nId, lastError: null })
-      if (wantActive) await this.n8n.activateWorkflow(n8nId)
-      else if (row.active) await this.n8n.deactivateWorkflow(n8nId)
-      const done = await this.store.recordDeployOutcome(scope, id, { status: 'deployed', lastError: null, active: wantActive })
-      if (!done) throw notFound()
-      return done
-    } catch (err) {
-      // Only n8n's failures are outcomes of the deploy; our own (database, not_found) propagate.
-      if (!isN8nError(err)) throw err
-      const outcome = deployFailure(err, phase, wantActive)
-      const saved = await this.store.recordDeployOutcome(scope, id, {
-        ...outcome,
-        ...(n8nId !== null ? { n8nWorkflowId: n8nId } : {})
-      })
-      this.log.warn({ workflowId: id, code: err.code, phase }, 'deploy did not complete')
-      if (!saved) throw notFound()
-      return saved
-    }
-  }
-
-  /**
-   * The workflow an earlier attempt created for this row, found by its staticData marker. n8n's
-   * `name` filter matches a substring, so the user's `[USR-xxxxxxxx]` prefix also finds a workflow
-   * created under a name the row no longer has (renamed while the deploy was pending).
-   */
-  private async findByMarker (row: WorkflowRow): Promise<N8nWorkflow | undefined> {
-    const prefix = n8nName(row.user_id, '').trim()
-    const seen = new Set<string>()
-    let cursor: string | undefined
-    do {
-      const page = await this.n8n.listWorkflows({ name: prefix, limit: 250, ...(cursor ? { cursor } : {}) })
-      for (const w of page.data) {
-        if (notOwnedReason(w.id, row, identityOf(w)) === null) return w
-      }
-      cursor = page.nextCursor ?? undefined
-      if (cursor !== undefined) {
-        if (seen.has(cursor)) break
-        seen.add(cursor)
-      }
-    } while (cursor)
-    return undefined
-  }
-
-  /** One GET: is n8n's workflow `n8nId` this row's (marker and owner prefix)? n8n errors propagate. */
-  private async ownership (row: WorkflowRow, n8nId: string): Promise<Ownership> {
-    let workflow: N8nWorkflow
-    try {
-      workflow = await this.n8n.getWorkflow(n8nId)
-    } catch (err) {
-      if (isN8nNotFound(err)) return { kind: 'missing' }
-      throw err
-    }
-    const reason = notOwnedReason(n8nId, row, identityOf(workflow))
-    return reason === null ? { kind: 'owned', workflow } : { kind: 'foreign', reason }
-  }
-
-  /** Marks the row drift (its n8n id is someone else's workflow) and answers the 409 saying why. */
-  private async refuseForeign (scope: Scope, row: WorkflowRow, n8nId: string, reason: string, action: string): Promise<AppError> {
-    this.log.warn({ workflowId: row.id, n8nWorkflowId: n8nId, reason, action }, `${action}: the n8n workflow is not this row's; left untouched`)
-    await this.store.recordDeployOutcome(scope, row.id, { status: 'missing_in_n8n', lastError: `${reason}. ${redeployHint(row.id)}` })
-    return new AppError('conflict', `${reason}. ${redeployHint(row.id)}`)
+    return await this.deployer.deploy(scope, id, opts)
   }
 
   async update (scope: Scope, id: string, changes: store.WorkflowChanges, ifMatch?: string): Promise<Workflow> {
@@ -363,7 +192,7 @@ export class WorkflowService {
     const updated = await this.store.updateWorkflowDefinition(scope, id, changes, expected)
     if (!updated) throw notFound()
     // Make n8n match; a workflow that was never deployed or went missing is deployed now.
-    return publicWorkflow(await this.deploy(scope, id))
+    return publicWorkflow(await this.deployer.deploy(scope, id))
   }
 
   async setActive (scope: Scope, id: string, active: boolean): Promise<Workflow> {
@@ -373,13 +202,13 @@ export class WorkflowService {
     let n8nId = row.n8n_workflow_id
     if (n8nId && row.status === 'deployed') {
       // One GET before the switch: only the row's own n8n workflow is (de)activated.
-      const owned = await this.ownership(row, n8nId)
-      if (owned.kind === 'foreign') throw await this.refuseForeign(scope, row, n8nId, owned.reason, active ? 'activate' : 'deactivate')
+      const owned = await this.deployer.ownership(row, n8nId)
+      if (owned.kind === 'foreign') throw await this.deployer.refuseForeign(scope, row, n8nId, owned.reason, active ? 'activate' : 'deactivate')
       if (owned.kind === 'missing') throw await this.markMissing(scope, id)
     }
     if (!n8nId || row.status !== 'deployed') {
       // Deploy first, keeping n8n's current activation; the switch itself follows.
-      const deployed = await this.deploy(scope, id)
+      const deployed = await this.deployer.deploy(scope, id)
       if (deployed.status === 'missing_in_n8n') throw new AppError('conflict', deployed.last_error ?? 'The workflow is missing in n8n')
       if (deployed.status !== 'deployed' || !deployed.n8n_workflow_id) {
         throw new AppError(deployed.status === 'error' ? 'n8n_rejected' : 'n8n_unavailable', deployed.last_error ?? 'The workflow could not be deployed to n8n')
@@ -410,7 +239,7 @@ export class WorkflowService {
    */
   async redeploy (scope: Scope, id: string): Promise<Workflow> {
     userIdOf(scope)
-    return publicWorkflow(await this.deploy(scope, id, { replaceForeign: true }))
+    return publicWorkflow(await this.deployer.deploy(scope, id, { replaceForeign: true }))
   }
 
   /** n8n first (its 404 counts as gone), then the row. */
@@ -418,15 +247,15 @@ export class WorkflowService {
     const userId = userIdOf(scope)
     const exists = await this.store.getWorkflow(scope, id)
     if (!exists) throw notFound()
-    const lock = await this.withDeployLock(scope, id, userId, async () => {
+    const lock = await this.deployer.withDeployLock(scope, id, userId, async () => {
       // Read again under the lock: a deploy that finished meanwhile may have set the n8n id.
       const row = await this.store.getWorkflow(scope, id)
       if (!row) throw notFound()
-      let n8nId = row.n8n_workflow_id ?? (row.deploy_attempts > 0 ? (await this.findByMarker(row))?.id : undefined)
+      let n8nId = row.n8n_workflow_id ?? (row.deploy_attempts > 0 ? (await this.deployer.findByMarker(row))?.id : undefined)
       if (n8nId && row.n8n_workflow_id) {
         // One GET before the DELETE: only the row's own n8n workflow is deleted; gone counts as deleted.
-        const owned = await this.ownership(row, n8nId)
-        if (owned.kind === 'foreign') throw await this.refuseForeign(scope, row, n8nId, `${owned.reason}, and the row was kept`, 'delete')
+        const owned = await this.deployer.ownership(row, n8nId)
+        if (owned.kind === 'foreign') throw await this.deployer.refuseForeign(scope, row, n8nId, `${owned.reason}, and the row was kept`, 'delete')
         if (owned.kind === 'missing') n8nId = undefined
       }
       if (n8nId) await this.n8n.deleteWorkflow(n8nId)
@@ -435,36 +264,6 @@ export class WorkflowService {
     })
     if (!lock.acquired) throw new AppError('conflict', 'A deploy of this workflow is in progress')
   }
-}
-
-/**
- * The row's state after n8n failed a deploy. Before n8n holds the definition: `error` when n8n
- * refused it (the user's to fix), `pending` when n8n was unreachable or failed (a later deploy
- * retries). After: `deployed`, with the activation failure in last_error; `active` becomes false
- * only when n8n refused the activation (otherwise n8n's state is unknown and the row keeps its own).
- */
-export function deployFailure (err: N8nError, phase: 'definition' | 'activation', wantActive: boolean): store.DeployOutcome {
-  if (err.code === 'not_found') {
-    return { status: 'missing_in_n8n', lastError: 'The workflow is missing in n8n; POST /workflows/{id}/redeploy (or a PATCH) recreates it', active: false }
-  }
-  const rejected = err.code === 'n8n_rejected'
-  const why = rejected ? err.message : `${err.code === 'n8n_unavailable' ? 'n8n is unavailable' : 'n8n failed'}: ${err.message}`
-  if (phase === 'definition') {
-    return { status: rejected ? 'error' : 'pending', lastError: rejected ? `n8n rejected the workflow: ${why}` : why }
-  }
-  const what = wantActive ? 'activate' : 'deactivate'
-  const reason = why.replace(/^n8n cannot activate the workflow: /, '')
-  return {
-    status: 'deployed',
-    lastError: `n8n could not ${what} the workflow: ${reason}`,
-    ...(rejected && wantActive ? { active: false } : {})
-  }
-}
-
-export interface DeployOptions {
-  activate?: boolean
-  /** Explicit redeploy: a row whose n8n id is not its own workflow gets its own (else it is drift). */
-  replaceForeign?: boolean
 }
 
 export function parseVersion (ifMatch: string): number {

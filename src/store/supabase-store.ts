@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto'
 import type { PoolStats } from '../db/database.ts'
 import { lockBusy, SCHEMA_MISSING_MESSAGE, SupabaseError, supabaseProblem } from '../db/errors.ts'
 import { AppError } from '../errors.ts'
+import { sleep } from '../lib/backoff.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import { OperationStore } from './operation-store.ts'
 import { userIdOf } from './operations.ts'
@@ -70,8 +71,6 @@ const IDS_PER_URL = 100
 function quoted (v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms).unref() })
 
 export class SupabaseStore extends OperationStore {
   readonly kind = 'supabase' as const

@@ -6,6 +6,7 @@
 // modules: snapshot.ts (what n8n says at sync start), drift.ts, workflow-pass.ts (one
 // workflow's list), instance-scan.ts (/sync/all as one pass over the instance), ingest-batcher.ts.
 import { AppError, isAppError } from '../errors.ts'
+import { isUuid } from '../lib/ids.ts'
 import { Semaphore } from '../lib/semaphore.ts'
 import { serviceScope } from '../store/scope.ts'
 import type { Scope } from '../store/scope.ts'
@@ -20,7 +21,6 @@ import type { Listing, Snapshot, SyncAllStrategy, SyncContext, SyncEngineOptions
 import { syncWorkflow } from './workflow-pass.ts'
 
 const MAX_ERRORS = 200
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 type Skipped = Array<{ workflow_id: string, reason: string }>
 type RunningList = 'supported' | 'unsupported' | 'not_needed'
@@ -129,7 +129,7 @@ export class SyncEngine {
   async #targets (st: RunState, ids: string[] | null): Promise<{ toSync: SyncTarget[], toRedeploy: SyncTarget[], skipped: Skipped }> {
     const targets = ids !== null && ids.length === 0
       ? []
-      : await this.#ctx.store.listSyncTargets(st.scope, { workflowIds: ids === null ? null : ids.filter((id) => UUID_RE.test(id)) })
+      : await this.#ctx.store.listSyncTargets(st.scope, { workflowIds: ids === null ? null : ids.filter(isUuid) })
     if (ids !== null) {
       const found = new Set(targets.map((t) => t.id))
       for (const id of ids) {

@@ -2,6 +2,7 @@
 // (the order is what makes the stop point exact: README.md, "THE STOP POINT"), and the active
 // flags for drift.
 import { isAppError } from '../errors.ts'
+import { USER_TAG_PREFIX, userTag } from '../lib/user-tag.ts'
 import type { Scope } from '../store/scope.ts'
 import type { SyncTarget } from '../store/store.ts'
 import { identityOf } from '../services/ownership.ts'
@@ -43,7 +44,7 @@ export class SnapshotReader {
   /** The two halves, each as soon as it is read (the instance scan starts before the listing is in). */
   parts (scope: Scope, kind: SyncType, targets: SyncTarget[]): SnapshotParts {
     const direct = kind === 'workflows' && targets.length <= DIRECT_LOOKUP_MAX
-    const workflows = direct ? Promise.resolve(null) : this.#activeFlags(scope.kind === 'user' ? userTag(scope.userId) : '[USR-')
+    const workflows = direct ? Promise.resolve(null) : this.#activeFlags(scope.kind === 'user' ? userTag(scope.userId) : USER_TAG_PREFIX)
     const executions = (async () => {
       // One page, not one item: besides C (its newest id) it shows the runs that are not final
       // yet but not hidden either. n8n hides a run only once it is in its in-memory active list,
@@ -103,8 +104,4 @@ export class SnapshotReader {
     this.#log.warn({ reason: why, grace_ms: this.#graceMs }, 'sync: n8n cannot list running executions; using the time-window fallback')
     return null
   }
-}
-
-function userTag (userId: string): string {
-  return `[USR-${userId.replace(/-/g, '').slice(0, 8).toLowerCase()}]`
 }

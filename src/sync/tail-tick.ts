@@ -3,6 +3,7 @@
 // final by the previous tick, what n8n's workflows carry (ownership). LiveTail (live-tail.ts)
 // drives it while it holds the leader lock.
 import { isAppError } from '../errors.ts'
+import { USER_TAG_PREFIX } from '../lib/user-tag.ts'
 import { serviceScope } from '../store/scope.ts'
 import type { ExecutionInput, LiveTailWrite, TailIdentity } from '../store/store.ts'
 import { isN8nNotFound } from '../services/n8n-client.ts'
@@ -102,7 +103,7 @@ export class TailTicker {
   async loadIdentities (): Promise<void> {
     const now = this.#now()
     this.#opts.onN8nCall?.()
-    for await (const wf of this.#opts.n8n.iterateWorkflows({ name: '[USR-', limit: PAGE })) {
+    for await (const wf of this.#opts.n8n.iterateWorkflows({ name: USER_TAG_PREFIX, limit: PAGE })) {
       if (this.#stopping()) return
       const c = this.#identities.get(wf.id)
       if (c === undefined || c.at < now) this.#identities.set(wf.id, { ident: toIdentity(wf), at: now })

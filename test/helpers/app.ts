@@ -2,7 +2,7 @@
 // n8n at a fake address that nock intercepts, tokens minted with the test secret.
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { buildApp } from '../../src/app.ts'
-import type { AppOptions } from '../../src/app.ts'
+import type { AppTestSeams } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
 import type { Config } from '../../src/config.ts'
 import type { Database } from '../../src/db/database.ts'
@@ -38,12 +38,17 @@ export interface TestApp {
   close(): Promise<void>
 }
 
-export async function buildTestApp (opts: { env?: Record<string, string | undefined>, db?: Database, logger?: FastifyServerOptions['logger'] | boolean } & Partial<Omit<AppOptions, 'config' | 'db'>> = {}): Promise<TestApp> {
-  const { env, db: givenDb, ...rest } = opts
+/**
+ * The app on a fresh test database (or on `db`, then not migrated again), with the config from
+ * `env` over testConfig; the seams (n8n, token verifier, Redis, the deploy's crash hook...) ride
+ * in the app's `testing` options, never in what production passes.
+ */
+export async function buildTestApp (opts: { env?: Record<string, string | undefined>, logger?: FastifyServerOptions['logger'] | boolean } & AppTestSeams = {}): Promise<TestApp> {
+  const { env, logger = false, db: givenDb, ...seams } = opts
   const config = testConfig(env)
   const tdb = givenDb ? undefined : await createTestDatabase()
   const db = givenDb ?? tdb!.db
-  const app = await buildApp({ config, db, logger: false, migrate: !givenDb, ...rest })
+  const app = await buildApp({ config, logger, testing: { db, migrate: !givenDb, ...seams } })
   return {
     app,
     db,

@@ -28,7 +28,7 @@ const config = testConfig({ SUPABASE_URL: jwks.baseUrl, RATE_LIMIT_MAX: '100000'
 const tdb = await createTestDatabase()
 const server = Fastify(serverOptions(config, false))
 server.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
-await server.register(fp(app), { config, db: tdb.db, migrate: false, swaggerUi: false })
+await server.register(fp(app), { config, testing: { db: tdb.db, migrate: false, swaggerUi: false } })
 server.get('/test/cron', { onRequest: server.authenticateCron }, async (request) => ({ scope: request.scope?.kind ?? null }))
 server.get('/test/either', { onRequest: server.authenticateUserOrCron }, async (request) => ({
   scope: request.scope?.kind ?? null,

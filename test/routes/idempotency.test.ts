@@ -26,7 +26,7 @@ t.teardown(() => h.close())
 let crashes = 0
 const crashing = await buildTestApp({
   env,
-  hooks: {
+  workflowHooks: {
     afterN8nCreate: () => {
       if (crashes > 0) {
         crashes--

@@ -2,7 +2,6 @@
 // the other's rows, and in SQL (as `authenticated` with B's claims) A's rows can be neither read
 // nor written — the database's own policies decide, not only the code's filters.
 import t from 'tap'
-import nock from 'nock'
 import { testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
 import { assertProblem, nockedTestApp } from '../helpers/http.ts'

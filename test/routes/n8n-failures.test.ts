@@ -2,14 +2,13 @@
 // pending, last_error) and a later deploy, with n8n back, finishes the job.
 import t from 'tap'
 import type { Test } from 'tap'
-import nock from 'nock'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
 import { assertProblem, nockedTestApp } from '../helpers/http.ts'
 import { API, expectCreate, expectGet, expectUpdate, n8n, n8nWorkflow } from '../helpers/n8n-nock.ts'
 
-const { h, inject, seen, unmatched } = await nockedTestApp(t)
+const { inject, seen, unmatched } = await nockedTestApp(t)
 
 const trigger = { name: 'Webhook', type: 'n8n-nodes-base.webhook' }
 const SLOW_MS = 900

@@ -85,7 +85,7 @@ t.test('over a real socket, a NUL in a header (refused by Node\'s HTTP parser) i
   const { connect } = await import('node:net')
   const { PgliteDatabase } = await import('../../src/db/pglite-database.ts')
   const db = await PgliteDatabase.open(undefined)
-  const app = await buildApp({ config: testConfig(), db, logger: false, migrate: false, swaggerUi: false })
+  const app = await buildApp({ config: testConfig(), logger: false, testing: { db, migrate: false, swaggerUi: false } })
   t.teardown(async () => { await app.close(); await db.close() })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port

@@ -1,6 +1,5 @@
 // The embedded default: PGlite in memory, the same migrations and the same RLS, through the routes.
 import t from 'tap'
-import nock from 'nock'
 import { PgliteDatabase } from '../../src/db/pglite-database.ts'
 import { testUser } from '../helpers/app.ts'
 import { assertProblem, nockedTestApp } from '../helpers/http.ts'

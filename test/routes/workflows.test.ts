@@ -1,12 +1,11 @@
 // Every /workflows route through app.inject: success and each documented error. Real Postgres
 // (RLS transactions), n8n faked with nock.
 import t from 'tap'
-import nock from 'nock'
 import { PgDatabase } from '../../src/db/pg-database.ts'
 import { buildTestApp, testUser } from '../helpers/app.ts'
 import type { TestUser } from '../helpers/app.ts'
 import { assertProblem, assertValidation, nockedTestApp } from '../helpers/http.ts'
-import { API, expectActivate, expectCreate, expectDeactivate, expectGet, expectUpdate, holds, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
+import { API, expectActivate, expectCreate, expectDeactivate, expectGet, expectUpdate, n8n, n8nWorkflow, N8N_API_KEY } from '../helpers/n8n-nock.ts'
 
 const { h, inject, seen, unmatched } = await nockedTestApp(t, { env: { BODY_LIMIT_BYTES: '16384' } })
 

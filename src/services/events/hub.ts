@@ -7,6 +7,7 @@ import { EVENTS_CHANNEL } from '../../store/store.ts'
 import type { Store } from '../../store/store.ts'
 import { AppError } from '../../errors.ts'
 import { backoffDelay } from '../../lib/backoff.ts'
+import { Semaphore } from '../../lib/semaphore.ts'
 import { eventName, parseNotice, sseFrame } from './frames.ts'
 import type { Notice } from './frames.ts'
 import { defaultEventHubSettings, NOOP_LOGGER } from './settings.ts'
@@ -36,8 +37,7 @@ export class EventHub {
   private flushScheduled = false
   private flushing: Promise<void> | null = null
   private readonly tasks = new Set<Promise<unknown>>()
-  private slotsInUse = 0
-  private readonly slotWaiters: Array<() => void> = []
+  private readonly catchUpSlots = new Semaphore(() => this.settings.catchUpConcurrency)
 
   constructor (opts: EventHubOptions) {
     this.store = opts.store
@@ -125,16 +125,7 @@ export class EventHub {
 
   /** @internal Runs fn when one of `catchUpConcurrency` slots is free. */
   async limited<T> (fn: () => Promise<T>): Promise<T> {
-    while (this.slotsInUse >= this.settings.catchUpConcurrency) {
-      await new Promise<void>((resolve) => this.slotWaiters.push(resolve))
-    }
-    this.slotsInUse++
-    try {
-      return await fn()
-    } finally {
-      this.slotsInUse--
-      this.slotWaiters.shift()?.()
-    }
+    return await this.catchUpSlots.run(fn)
   }
 
   /** @internal Keeps a background task so that stop() can wait for it. */

@@ -2,14 +2,13 @@
 // README.md). This file must not import Fastify.
 import { userScope } from '../../store/scope.ts'
 import type { UserClaims } from '../../store/scope.ts'
-import { backoffDelay } from '../../lib/backoff.ts'
+import { backoffDelay, sleep } from '../../lib/backoff.ts'
 import { eventName, sseFrame } from './frames.ts'
 import type { EventHub } from './hub.ts'
 import type { EventSink, StreamIdentity, StreamStart } from './settings.ts'
 
 const REPLAY_CHUNK = 100
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms).unref() })
 
 interface Held {
   id: number
