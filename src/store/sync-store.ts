@@ -2,6 +2,7 @@
 // supabase/migrations/20250109000000_sync_engine.sql, so supabase-js `rpc` callers get the same
 // atomicity; each function here takes the caller's transaction (RLS applies as its role).
 import type { Queryable } from '../db/database.ts'
+import type { IngestOptions, ScanBatchOptions } from './ingest-options.ts'
 
 export interface SyncTarget {
   id: string
@@ -25,17 +26,7 @@ export interface ExecutionInput {
   workflowId?: string | null
 }
 
-export interface IngestOptions {
-  complete?: boolean
-  /** With complete: false = never hold the stop point below open rows (re-check them by id). */
-  hold?: boolean
-  ceiling?: string
-  started_before?: string
-  advance?: boolean
-  window?: number
-  vanished?: string[]
-  recheck_limit?: number
-}
+export type { IngestOptions, ScanBatchOptions } from './ingest-options.ts'
 
 export interface IngestResult {
   inserted: number
@@ -139,7 +130,7 @@ export function executionJson (e: ExecutionInput): string {
 }
 
 /** ingest_scan_batch: the scan's writes for many workflows in one set-based call. Results in job order. */
-export async function ingestScanBatch (tx: Queryable, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
+export async function ingestScanBatch (tx: Queryable, jobs: ScanJob[], syncedAt: Date, options: ScanBatchOptions): Promise<IngestResult[]> {
   const payload = '[' + jobs.map((j) => `{"workflow_id":${JSON.stringify(j.workflowId)},"final":${j.final},"executions":[${j.items.join(',')}]}`).join(',') + ']'
   const res = await tx.query<{ r: IngestResult[] }>(
     'select public.ingest_scan_batch($1::jsonb, $2::timestamptz, $3::jsonb) as r',
