@@ -14,18 +14,12 @@
 //   Diagnostics: BENCH_CPU_PROF=<dir> (service processes write --cpu-prof there), BENCH_NODE_ARGS,
 //   BENCH_MEM_TRACE=1 (heap peaks printed by the service at stop), BENCH_DEBUG_STATS=1
 //   (pg_stat_user_tables of each database after the sync).
-import { execFileSync, fork } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { randomBytes, randomUUID } from 'node:crypto'
-import { existsSync, readFileSync, symlinkSync } from 'node:fs'
-import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
-import { PRODUCTION_NODE_FLAGS, peakRssMb } from './lib.ts'
+import { randomUUID } from 'node:crypto'
+import { ADMIN_URL, BenchDatabases, CRON_SECRET, PRODUCTION_NODE_FLAGS, ROOT as root, WEBHOOK_NODES, backendCpu, baselines, cpuSeconds, dbUrl, ledgerMismatches, peakRssMb, startSyncApp, userTag as tag, withClient, worktreeOf } from './lib.ts'
+import type { Service } from './lib.ts'
 import { SimClient } from './sim-n8n.ts'
-import type { SimWorkflow, Truth } from './sim-n8n.ts'
+import type { SimWorkflow } from './sim-n8n.ts'
 
-const here = new URL('.', import.meta.url).pathname
-const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '')
 const env = process.env
 const SIZES = (env.BENCH_BACKFILL_SIZES ?? '2000,5000,10000').split(',').map((x) => Number(x.trim())).filter((n) => Number.isInteger(n) && n > 0)
 const EXECS = Number(env.BENCH_BACKFILL_EXECUTIONS ?? 10)
@@ -33,62 +27,8 @@ const WPU = Number(env.BENCH_BACKFILL_WPU ?? 10)
 const LATENCY = Number(env.BENCH_BACKFILL_LATENCY_MS ?? 20)
 const CONCURRENCY = env.BENCH_CONCURRENCY ?? '64'
 const BASE_COMMIT = '1983bf4'
-const adminUrl = env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef'
-const CRON_SECRET = 'bench-cron-' + randomBytes(24).toString('hex')
 
-/**
- * The baseline checkouts: BENCH_BASELINE (comma-separated `label=dir` or `dir`), or a worktree of
- * BASE_COMMIT in /tmp (made once).
- */
-function baselines (): Array<[string, string]> {
-  const b = env.BENCH_BASELINE
-  if (b === 'none') return []
-  if (b) {
-    return b.split(',').map((x) => x.trim()).filter(Boolean).map((x): [string, string] => {
-      const i = x.indexOf('=')
-      return i > 0 ? [x.slice(0, i), x.slice(i + 1)] : ['before', x]
-    })
-  }
-  const dir = `/tmp/workflow-sync-base-${BASE_COMMIT}`
-  if (!existsSync(`${dir}/src`)) execFileSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, BASE_COMMIT], { stdio: 'ignore' })
-  if (!existsSync(`${dir}/node_modules`)) symlinkSync(`${root}/node_modules`, `${dir}/node_modules`)
-  return [['before', dir]]
-}
-
-// ---- databases --------------------------------------------------------------------------------
-
-function dbUrl (name: string): string {
-  const u = new URL(adminUrl)
-  u.pathname = `/${name}`
-  return u.toString()
-}
-async function withClient<T> (url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
-const databases = new Set<string>()
-async function dropDb (name: string): Promise<void> {
-  await withClient(adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`))
-  databases.delete(name)
-}
-/** A new database migrated with the migrations (and migrator) of checkout `dir`. */
-async function freshDb (dir: string): Promise<string> {
-  const name = `ws_bench_backfill_${randomBytes(4).toString('hex')}`
-  await withClient(adminUrl, (c) => c.query(`create database ${name}`))
-  databases.add(name)
-  const { PgDatabase } = await import(`${dir}/src/db/pg-database.ts`) as typeof import('../src/db/pg-database.ts')
-  const { migrate } = await import(`${dir}/src/db/migrate.ts`) as typeof import('../src/db/migrate.ts')
-  const db = new PgDatabase({ connectionString: dbUrl(name), max: 2 })
-  await migrate(db)
-  await db.close()
-  return name
-}
+const databases = new BenchDatabases('ws_bench_backfill')
 
 // ---- a team's workflows -----------------------------------------------------------------------
 
@@ -103,8 +43,6 @@ function team (size: number, run: number): Wf[] {
   }
   return out
 }
-const tag = (userId: string): string => `[USR-${userId.replace(/-/g, '').slice(0, 8)}]`
-const NODES = JSON.stringify([{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { path: 'p', httpMethod: 'POST' } }])
 
 /**
  * The rows as onboarding leaves them: deployed, n8n id set (n8n's copy carries the row's marker),
@@ -118,122 +56,33 @@ async function onboard (dbName: string, wfs: Wf[]): Promise<void> {
       await c.query(
         `insert into mvp_workflows (id, user_id, name, status, active, n8n_workflow_id, nodes)
          select t.i, t.u, t.n, 'deployed', false, t.x, $5::jsonb from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) as t(i, u, n, x)`,
-        [part.map((w) => w.id), part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), NODES])
+        [part.map((w) => w.id), part.map((w) => w.userId), part.map((w) => w.name), part.map((w) => w.n8nId), WEBHOOK_NODES])
     }
   })
 }
 
 /** Mismatching workflows (counts or ledger vs the simulator's truth); 0 = exact. */
 async function mismatches (dbName: string, wfs: Wf[]): Promise<number> {
-  const truth = await sim.request<Truth>({ op: 'truth', workflowIds: wfs.map((w) => w.n8nId) })
-  return await withClient(dbUrl(dbName), async (c) => {
-    const r = await c.query<{ n8n: string, n: number, ok: number, failed: number, ln: number, lok: number, lfailed: number }>(
-      `select w.n8n_workflow_id as n8n, w.execution_count as n, w.successful_executions as ok, w.failed_executions as failed,
-              coalesce(l.n, 0)::int as ln, coalesce(l.ok, 0)::int as lok, coalesce(l.failed, 0)::int as lfailed
-         from mvp_workflows w
-         left join (select workflow_id, count(*) filter (where count_category is not null) as n,
-                           count(*) filter (where count_category = 'success') as ok,
-                           count(*) filter (where count_category = 'failed') as failed
-                      from workflow_executions group by workflow_id) l on l.workflow_id = w.id`)
-    const byN8n = new Map(r.rows.map((x) => [x.n8n, x]))
-    let bad = 0
-    for (const w of wfs) {
-      const t = truth[w.n8nId] ?? [0, 0, 0]
-      const x = byN8n.get(w.n8nId)
-      if (!x || [x.n, x.ok, x.failed].join() !== t.join() || [x.ln, x.lok, x.lfailed].join() !== t.join()) bad++
-    }
-    return bad
-  })
+  return await withClient(dbUrl(dbName), (c) => ledgerMismatches(c, sim, wfs))
 }
 
 // ---- the service ------------------------------------------------------------------------------
 
 let profileNo = 0
-async function startService (dir: string, dbName: string, label: string): Promise<{ child: ChildProcess, origin: string, stop(): Promise<void> }> {
-  const execArgv = ['--disable-warning=ExperimentalWarning', ...PRODUCTION_NODE_FLAGS]
+async function startService (dir: string, dbName: string, label: string): Promise<Service> {
+  const execArgv = [...PRODUCTION_NODE_FLAGS]
   if (env.BENCH_CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`, `--cpu-prof-name=backfill-${++profileNo}-${label}.cpuprofile`)
   if (env.BENCH_NODE_ARGS) execArgv.push(...env.BENCH_NODE_ARGS.split(' ').filter(Boolean))
-  const child = fork(`${dir}/bench/servers/sync-app.ts`, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv,
-    env: {
-      ...env,
-      BENCH_DATABASE_URL: dbUrl(dbName),
-      BENCH_JWT_SECRET: JWT_SECRET,
-      CRON_SECRET,
-      N8N_API_URL: sim.baseUrl,
-      N8N_CONCURRENCY: CONCURRENCY,
-      BENCH_SYNC_ALL_STRATEGY: ''
-    }
-  })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port?: number }) => resolve(m.port ?? 0))
-    child.once('exit', (code) => reject(new Error(`sync-app exited with ${code}`)))
-  })
-  return {
-    child,
-    origin: `http://127.0.0.1:${port}`,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.send('stop')
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000)
-      await exited
-      clearTimeout(t)
-    }
-  }
+  return await startSyncApp({ dir, dbName, n8nUrl: sim.baseUrl, execArgv, env: { N8N_CONCURRENCY: CONCURRENCY, BENCH_SYNC_ALL_STRATEGY: '' } })
 }
 
 interface Row { size: number, variant: string, wall: number, rss: number, bootRss: number, ingested: number, status: string, calls: number, bad: number, cpu: number, pgCpu: number }
 
-/** CPU seconds (user + system) a process used so far; 0 once it is gone. */
-function cpuSeconds (pid: number | undefined): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(f[11]) + Number(f[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
-/**
- * CPU seconds the database's backends spent while `fn` ran: the machine is shared, so wall time
- * is noisy; CPU time is the work done. Backends are sampled every 200 ms (one closing between two
- * samples loses at most that much).
- */
-async function backendCpu<T> (dbName: string, fn: () => Promise<T>): Promise<{ value: T, seconds: number }> {
-  const c = new pg.Client({ connectionString: adminUrl })
-  await c.connect()
-  const first = new Map<number, number>()
-  const last = new Map<number, number>()
-  const sample = async (): Promise<void> => {
-    const r = await c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [dbName])
-    for (const { pid } of r.rows) {
-      const s = cpuSeconds(pid)
-      if (!first.has(pid)) first.set(pid, s)
-      last.set(pid, Math.max(last.get(pid) ?? 0, s))
-    }
-  }
-  try {
-    await sample()
-    let done = false
-    const loop = (async () => { while (!done) { await sleep(200); await sample() } })()
-    const value = await fn().finally(() => { done = true })
-    await loop
-    await sample()
-    let seconds = 0
-    for (const [pid, s] of last) seconds += s - (first.get(pid) ?? 0)
-    return { value, seconds }
-  } finally {
-    await c.end()
-  }
-}
-
 async function measure (dir: string, variant: string, wfs: Wf[]): Promise<Row> {
-  const dbName = await freshDb(dir)
+  const dbName = await databases.migrated(dir)
   try {
     await onboard(dbName, wfs)
-    if (env.BENCH_DEBUG_STATS) await withClient(adminUrl, (c) => c.query(`alter database ${dbName} set track_functions = 'all'`))
+    if (env.BENCH_DEBUG_STATS) await withClient(ADMIN_URL, (c) => c.query(`alter database ${dbName} set track_functions = 'all'`))
     const svc = await startService(dir, dbName, `${variant}-${wfs.length}`)
     try {
       const warm = await fetch(`${svc.origin}/sync/logs?limit=1`, { headers: { authorization: `Bearer ${CRON_SECRET}` } })
@@ -264,14 +113,14 @@ async function measure (dir: string, variant: string, wfs: Wf[]): Promise<Row> {
       await svc.stop()
     }
   } finally {
-    await dropDb(dbName)
+    await databases.drop(dbName)
   }
 }
 
 // ---- run --------------------------------------------------------------------------------------
 
 const fmt = (x: number): string => x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${(x / 1000).toFixed(2)} s`
-const base = baselines()
+const base = baselines(() => worktreeOf(BASE_COMMIT))
 const variants: Array<[string, string]> = base.length === 0 ? [['this', root]] : [...base, ['after', root]]
 let sim = await SimClient.start()
 const rows: Row[] = []
@@ -294,7 +143,7 @@ try {
   }
 } finally {
   await sim.stop().catch(() => {})
-  for (const name of [...databases]) await dropDb(name).catch(() => {})
+  await databases.dropAll()
 }
 
 const out: string[] = []

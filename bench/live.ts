@@ -15,25 +15,16 @@
 // Sizes (env): BENCH_LIVE_USERS=1000 BENCH_LIVE_WPU=10 BENCH_LIVE_INTERVAL_MS=1000
 //   BENCH_LIVE_LATENCY_MS=20 BENCH_LIVE_EXECUTIONS=1000 BENCH_LIVE_SPACING_MS=20 BENCH_LIVE_IDLE_S=20
 //   BENCH_LIVE_BURST=5000 BENCH_LIVE_SKIP=latency,idle,burst,failover (any of them)
-import { fork } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { SignJWT } from 'jose'
 import { PgDatabase } from '../src/db/pg-database.ts'
 import { migrate } from '../src/db/migrate.ts'
-import { PRODUCTION_NODE_FLAGS } from './lib.ts'
+import { ADMIN_URL as adminUrl, PRODUCTION_NODE_FLAGS, dbUrl, makeUsers as makeBenchUsers, num, seedWorkflows, simWorkflows, startSyncApp, withClient } from './lib.ts'
+import type { BenchUser, Service } from './lib.ts'
 import { SimClient } from './sim-n8n.ts'
-import type { SimWorkflow, Truth } from './sim-n8n.ts'
+import type { Truth } from './sim-n8n.ts'
 
-function num (key: string, def: number): number {
-  const v = process.env[key]
-  if (v === undefined || v.trim() === '') return def
-  const n = Number(v)
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${key} must be a non-negative number`)
-  return n
-}
 const USERS = num('BENCH_LIVE_USERS', 1000)
 const WPU = num('BENCH_LIVE_WPU', 10)
 const INTERVAL = num('BENCH_LIVE_INTERVAL_MS', 1000)
@@ -48,89 +39,20 @@ const SKIP = new Set((process.env.BENCH_LIVE_SKIP ?? '').split(',').map((s) => s
 // same measurement for /sync/all); this file only leaves the spot for it.
 const BACKFILL = num('BENCH_LIVE_BACKFILL', 0) > 0
 
-const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const here = new URL('.', import.meta.url).pathname
-const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef'
-const CRON_SECRET = 'bench-cron-' + randomBytes(24).toString('hex')
-
-function dbUrl (name: string): string {
-  const u = new URL(adminUrl)
-  u.pathname = `/${name}`
-  return u.toString()
-}
-async function withClient<T> (url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try { return await fn(c) } finally { await c.end() }
-}
-
-interface Wf { id: string, n8nId: string }
-interface User { id: string, tag: string, token: string, workflows: Wf[] }
+type User = BenchUser
 
 let n8nCounter = 0
 async function makeUsers (count: number, perUser: number): Promise<User[]> {
-  const users: User[] = []
-  const key = new TextEncoder().encode(JWT_SECRET)
-  for (let i = 0; i < count; i++) {
-    const id = randomUUID()
-    const token = await new SignJWT({ role: 'authenticated', aud: 'authenticated', email: `live${i}@example.com` })
-      .setProtectedHeader({ alg: 'HS256' }).setSubject(id).setIssuedAt().setExpirationTime('2h').sign(key)
-    users.push({ id, tag: `[USR-${id.replace(/-/g, '').slice(0, 8)}]`, token, workflows: Array.from({ length: perUser }, () => ({ id: '', n8nId: 'live' + (++n8nCounter).toString(36).padStart(10, '0') })) })
-  }
-  return users
+  return await makeBenchUsers(count, perUser, 'live', () => 'live' + (++n8nCounter).toString(36).padStart(10, '0'))
 }
-
-const NODES = JSON.stringify([{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { path: 'p', httpMethod: 'POST' } }])
-
-async function seed (dbName: string, users: User[]): Promise<void> {
-  const u: string[] = []; const n: string[] = []; const x: string[] = []
-  for (const user of users) user.workflows.forEach((w, j) => { u.push(user.id); n.push(`flow ${j}`); x.push(w.n8nId) })
-  await withClient(dbUrl(dbName), async (c) => {
-    for (let i = 0; i < u.length; i += 5000) {
-      const res = await c.query<{ id: string, n8n_workflow_id: string }>(
-        `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id, nodes)
-         select t.u, t.n, 'deployed', false, t.x, $4::jsonb from unnest($1::uuid[], $2::text[], $3::text[]) as t(u, n, x)
-         returning id, n8n_workflow_id`, [u.slice(i, i + 5000), n.slice(i, i + 5000), x.slice(i, i + 5000), NODES])
-      const byN8n = new Map(res.rows.map((r) => [r.n8n_workflow_id, r.id]))
-      for (const user of users) for (const w of user.workflows) { const id = byN8n.get(w.n8nId); if (id) w.id = id }
-    }
-    await c.query('analyze mvp_workflows')
-  })
-}
-
-interface Service { child: ChildProcess, origin: string, stop(): Promise<void> }
 
 async function startService (dbName: string, sim: SimClient): Promise<Service> {
-  const child = fork(`${here}servers/sync-app.ts`, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: ['--disable-warning=ExperimentalWarning', ...PRODUCTION_NODE_FLAGS],
-    env: {
-      ...process.env,
-      BENCH_DATABASE_URL: dbUrl(dbName),
-      BENCH_JWT_SECRET: JWT_SECRET,
-      CRON_SECRET,
-      N8N_API_URL: sim.baseUrl,
-      N8N_CONCURRENCY: '64',
-      LIVE_SYNC_INTERVAL_MS: String(INTERVAL)
-    }
+  return await startSyncApp({
+    dbName,
+    n8nUrl: sim.baseUrl,
+    execArgv: PRODUCTION_NODE_FLAGS,
+    env: { N8N_CONCURRENCY: '64', LIVE_SYNC_INTERVAL_MS: String(INTERVAL) }
   })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port?: number }) => resolve(m.port ?? 0))
-    child.once('exit', (code) => reject(new Error(`sync-app exited with ${code}`)))
-  })
-  return {
-    child,
-    origin: `http://127.0.0.1:${port}`,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      if (child.connected) child.send('stop')
-      else child.kill('SIGTERM')
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000)
-      await exited
-      clearTimeout(t)
-    }
-  }
 }
 
 interface TailStatus { role: string, state: string, lag_seconds: number | null, epoch: string | null }
@@ -223,8 +145,8 @@ try {
   await migrate(mdb)
   await mdb.close()
   const users = await makeUsers(USERS, WPU)
-  await seed(dbName, users)
-  const simWfs: SimWorkflow[] = users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false, rowId: w.id, userId: u.id })))
+  await seedWorkflows(dbName, users)
+  const simWfs = simWorkflows(users)
   for (let i = 0; i < simWfs.length; i += 2000) await sim.request({ op: 'addWorkflows', workflows: simWfs.slice(i, i + 2000) })
   line(`bench:live — ${USERS} users × ${WPU} workflows, n8n latency ${LATENCY} ms, LIVE_SYNC_INTERVAL_MS=${INTERVAL}`)
 

@@ -22,31 +22,20 @@
 //   with BENCH_HEAP_SNAPSHOT_MB=<n>, a heap snapshot once heapUsed passes n MB);
 //   BENCH_DEBUG_STATS=1 (pg_stat_user_tables of each P2 database); BENCH_SCAN_BUFFER,
 //   BENCH_INGEST_LANES (the engine's scanBufferLimit and ingestLanes)
+// Before/after in the same run: BENCH_BASELINE=<dir> (or `label=dir,label=dir`), checkouts of
+//   other commits with their node_modules: every case (P1/P5 per concurrency, each P2 run) runs
+//   for each checkout in turn, then for this one ("after"), each on a database migrated with its
+//   own migrations, against the same simulator; one table per part, a row per checkout and case.
+//   Service and Postgres CPU seconds are reported beside wall time (the machine is shared).
 // Quick run: BENCH_P2_USERS=100 BENCH_P2_EXECUTIONS=10000 BENCH_CONCURRENCY=8,32 npm run bench:sync
-import { fork } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { randomBytes, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
-import { SignJWT } from 'jose'
-import { PgDatabase } from '../src/db/pg-database.ts'
-import { migrate } from '../src/db/migrate.ts'
-import { peakRssMb } from './lib.ts'
+import type pg from 'pg'
+import { BenchDatabases, CRON_SECRET, ROOT, backendCpu, baselines, cpuSeconds, dbUrl, ledgerMismatches, makeUsers as makeBenchUsers, num, nums, peakRssMb, seedWorkflows, simWorkflows, startSyncApp, withClient } from './lib.ts'
+import type { BenchUser, BenchWf, Service } from './lib.ts'
 import { SimClient } from './sim-n8n.ts'
-import type { GenerateResult, SimStats, SimWorkflow, Truth } from './sim-n8n.ts'
+import type { GenerateResult, SimStats } from './sim-n8n.ts'
 
 // ---- settings ---------------------------------------------------------------------------------
-
-function num (key: string, def: number): number {
-  const v = process.env[key]
-  if (v === undefined || v.trim() === '') return def
-  const n = Number(v)
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${key} must be a non-negative number`)
-  return n
-}
-function nums (key: string, def: string): number[] {
-  return (process.env[key] ?? def).split(',').map((x) => Number(x.trim())).filter((n) => Number.isInteger(n) && n > 0)
-}
 
 const P1_WORKFLOWS = num('BENCH_P1_WORKFLOWS', 100)
 const P1_EXECS = num('BENCH_P1_EXECUTIONS', 20)
@@ -67,138 +56,32 @@ const SKIP_P1 = num('BENCH_SKIP_P1', 0) > 0
 const SKIP_P2 = num('BENCH_SKIP_P2', 0) > 0
 const CPU_PROF = process.env.BENCH_CPU_PROF
 
-const adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-const here = new URL('.', import.meta.url).pathname
-const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef'
-const CRON_SECRET = 'bench-cron-' + randomBytes(24).toString('hex')
 const started = performance.now()
+const base0 = baselines()
+const variants: Array<[string, string]> = base0.length === 0 ? [['this', ROOT]] : [...base0, ['after', ROOT]]
 
-// ---- databases --------------------------------------------------------------------------------
+// ---- databases, users, workflows --------------------------------------------------------------
 
-function dbUrl (name: string): string {
-  const u = new URL(adminUrl)
-  u.pathname = `/${name}`
-  return u.toString()
-}
-
-async function withClient<T> (url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
-
-const databases = new Set<string>()
-async function createDb (template?: string): Promise<string> {
-  const name = `ws_bench_sync_${randomBytes(4).toString('hex')}`
-  await withClient(adminUrl, (c) => c.query(`create database ${name}${template ? ` template ${template}` : ''}`))
-  databases.add(name)
-  return name
-}
-async function dropDb (name: string): Promise<void> {
-  await withClient(adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`))
-  databases.delete(name)
-}
-async function migratedDb (): Promise<string> {
-  const name = await createDb()
-  const db = new PgDatabase({ connectionString: dbUrl(name), max: 2 })
-  await migrate(db)
-  await db.close()
-  return name
-}
-
-// ---- users and workflows ----------------------------------------------------------------------
-
-interface BenchWf { id: string, n8nId: string }
-interface BenchUser { id: string, tag: string, token: string, workflows: BenchWf[] }
+const databases = new BenchDatabases('ws_bench_sync')
 
 let n8nCounter = 0
 function n8nId (): string {
   return 'sim' + (++n8nCounter).toString(36).padStart(13, '0')
 }
-
 async function makeUsers (count: number, perUser: number, label: string): Promise<BenchUser[]> {
-  const users: BenchUser[] = []
-  for (let i = 0; i < count; i++) {
-    const id = randomUUID()
-    const token = await new SignJWT({ role: 'authenticated', aud: 'authenticated', email: `${label}${i}@example.com` })
-      .setProtectedHeader({ alg: 'HS256' }).setSubject(id).setIssuedAt().setExpirationTime('2h')
-      .sign(new TextEncoder().encode(JWT_SECRET))
-    users.push({ id, tag: `[USR-${id.replace(/-/g, '').slice(0, 8)}]`, token, workflows: Array.from({ length: perUser }, () => ({ id: '', n8nId: n8nId() })) })
-  }
-  return users
-}
-
-const NODES = JSON.stringify([{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { path: 'p', httpMethod: 'POST' } }])
-
-/** Rows as a deploy leaves them (status deployed, n8n id set); `floor`: as a completed sync leaves it. */
-async function seed (dbName: string, users: BenchUser[], floor: number | null): Promise<void> {
-  const u: string[] = []; const n: string[] = []; const x: string[] = []
-  for (const user of users) {
-    user.workflows.forEach((w, j) => { u.push(user.id); n.push(`flow ${j}`); x.push(w.n8nId) })
-  }
-  await withClient(dbUrl(dbName), async (c) => {
-    for (let i = 0; i < u.length; i += 5000) {
-      const res = await c.query<{ id: string, n8n_workflow_id: string }>(
-        `insert into mvp_workflows (user_id, name, status, active, n8n_workflow_id, nodes, execution_floor_id)
-         select t.u, t.n, 'deployed', false, t.x, $4::jsonb, $5::bigint from unnest($1::uuid[], $2::text[], $3::text[]) as t(u, n, x)
-         returning id, n8n_workflow_id`,
-        [u.slice(i, i + 5000), n.slice(i, i + 5000), x.slice(i, i + 5000), NODES, floor])
-      const byN8n = new Map(res.rows.map((r) => [r.n8n_workflow_id, r.id]))
-      for (const user of users) for (const w of user.workflows) { const id = byN8n.get(w.n8nId); if (id) w.id = id }
-    }
-    // Statistics for the seeded rows only: analysing the still-empty ledger would record it as empty,
-    // and plpgsql's cached generic plans would then seq-scan it as it grows (see the report).
-    await c.query('analyze mvp_workflows')
-  })
-}
-
-function simWorkflows (users: BenchUser[]): SimWorkflow[] {
-  return users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false, rowId: w.id, userId: u.id })))
+  return await makeBenchUsers(count, perUser, label, n8nId)
 }
 
 // ---- the service ------------------------------------------------------------------------------
 
-interface Service { child: ChildProcess, origin: string, stop(): Promise<void> }
 let profileNo = 0
 
-async function startService (dbName: string, concurrency: number, strategy = '', nodeArgs = ''): Promise<Service> {
-  const execArgv = ['--disable-warning=ExperimentalWarning', ...nodeArgs.split(' ').filter(Boolean)]
+/** Checkout `dir`'s service (bench/servers/sync-app.ts) on database `dbName`. */
+async function startService (dir: string, dbName: string, concurrency: number, strategy = '', nodeArgs = ''): Promise<Service> {
+  const execArgv = nodeArgs.split(' ').filter(Boolean)
   if (CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=sync-${++profileNo}-${strategy || 'default'}-c${concurrency}.cpuprofile`)
   if (process.env.BENCH_NODE_ARGS) execArgv.push(...process.env.BENCH_NODE_ARGS.split(' ').filter(Boolean))
-  const child = fork(`${here}servers/sync-app.ts`, {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv,
-    env: {
-      ...process.env,
-      BENCH_DATABASE_URL: dbUrl(dbName),
-      BENCH_JWT_SECRET: JWT_SECRET,
-      CRON_SECRET,
-      N8N_API_URL: sim.baseUrl,
-      N8N_CONCURRENCY: String(concurrency),
-      BENCH_SYNC_ALL_STRATEGY: strategy
-    }
-  })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port?: number }) => resolve(m.port ?? 0))
-    child.once('exit', (code) => reject(new Error(`sync-app exited with ${code}`)))
-  })
-  return {
-    child,
-    origin: `http://127.0.0.1:${port}`,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      if (child.connected) child.send('stop')
-      else child.kill('SIGTERM')
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000)
-      await exited
-      clearTimeout(t)
-    }
-  }
+  return await startSyncApp({ dir, dbName, n8nUrl: sim.baseUrl, execArgv, env: { N8N_CONCURRENCY: String(concurrency), BENCH_SYNC_ALL_STRATEGY: strategy } })
 }
 
 interface SyncAnswer { status: string, workflows_synced: number, workflows_failed: number, executions_ingested: number, duration_ms: number, errors: unknown[] }
@@ -210,6 +93,13 @@ async function post (origin: string, path: string, token: string): Promise<{ ms:
   const ms = performance.now() - t0
   if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${JSON.stringify(body)}`)
   return { ms, body }
+}
+
+/** `post`, with the CPU seconds the service process and the database's backends spent on it. */
+async function postMeasured (svc: Service, dbName: string, path: string, token: string): Promise<{ ms: number, body: SyncAnswer, cpu: number, pgCpu: number }> {
+  const cpu0 = cpuSeconds(svc.child.pid)
+  const { value, seconds } = await backendCpu(dbName, () => post(svc.origin, path, token))
+  return { ...value, cpu: cpuSeconds(svc.child.pid) - cpu0, pgCpu: seconds }
 }
 
 // ---- measurements -----------------------------------------------------------------------------
@@ -249,24 +139,7 @@ function written (before: Map<string, string>, after: Map<string, string>): { le
 
 /** Counts and the ledger equal the simulator's truth for every workflow given. */
 async function exactness (c: pg.Client, wfs: BenchWf[]): Promise<{ ok: boolean, mismatches: number }> {
-  const truth = await sim.request<Truth>({ op: 'truth', workflowIds: wfs.map((w) => w.n8nId) })
-  const r = await c.query<{ id: string, n: string, ok: string, failed: string, ln: string, lok: string, lfailed: string }>(
-    `select w.id, w.execution_count as n, w.successful_executions as ok, w.failed_executions as failed,
-            coalesce(l.n, 0) as ln, coalesce(l.ok, 0) as lok, coalesce(l.failed, 0) as lfailed
-       from mvp_workflows w
-       left join (select workflow_id, count(*) filter (where count_category is not null) as n,
-                         count(*) filter (where count_category = 'success') as ok,
-                         count(*) filter (where count_category = 'failed') as failed
-                    from workflow_executions where workflow_id = any($1::uuid[]) group by workflow_id) l on l.workflow_id = w.id
-      where w.id = any($1::uuid[])`, [wfs.map((w) => w.id)])
-  const byId = new Map(r.rows.map((x) => [x.id, x]))
-  let mismatches = 0
-  for (const w of wfs) {
-    const t = truth[w.n8nId] ?? [0, 0, 0]
-    const row = byId.get(w.id)
-    const got = row ? [row.n, row.ok, row.failed, row.ln, row.lok, row.lfailed].map(Number) : []
-    if (!row || got[0] !== t[0] || got[1] !== t[1] || got[2] !== t[2] || got[3] !== t[0] || got[4] !== t[1] || got[5] !== t[2]) mismatches++
-  }
+  const mismatches = await ledgerMismatches(c, sim, wfs)
   return { ok: mismatches === 0, mismatches }
 }
 
@@ -311,7 +184,7 @@ async function cleanup (): Promise<void> {
   if (stopping) return
   stopping = true
   await sim.stop().catch(() => {})
-  for (const name of [...databases]) await dropDb(name).catch(() => {})
+  await databases.dropAll()
 }
 process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)) })
 
@@ -324,9 +197,9 @@ try {
   // P1 users first (so P2's instance scan never reaches their executions).
   const p1Users = new Map<number, BenchUser[]>()
   const warmUsers = new Map<number, BenchUser>()
-  let p1Db = ''
+  // One P1 database per checkout (its own migrations), the same users and workflows in each.
+  const p1Dbs = new Map<string, string>()
   if (!SKIP_P1) {
-    p1Db = await migratedDb()
     const all: BenchUser[] = []
     for (const c of SWEEP) {
       const [warm] = await makeUsers(1, 10, `warm${c}-`)
@@ -335,7 +208,11 @@ try {
       p1Users.set(c, reps)
       all.push(warm as BenchUser, ...reps)
     }
-    await seed(p1Db, all, null)
+    for (const [variant, dir] of variants) {
+      const name = await databases.migrated(dir)
+      await seedWorkflows(name, all, null)
+      p1Dbs.set(variant, name)
+    }
     await sim.request({ op: 'addWorkflows', workflows: simWorkflows(all) })
     let s = 1
     for (const u of all) {
@@ -366,52 +243,57 @@ try {
   await sim.request({ op: 'resetCounters' })
 
   // ---- P1 / P5 per concurrency
-  interface P1Row { c: number, walls: number[], calls: number, ingested: number, rows: { ledger: number, workflows: number }, exact: boolean, p5calls: number, p5callsDetail: string, p5rows: { ledger: number, workflows: number }, p5wall: number, rss: number, callsDetail: string }
+  interface P1Row { variant: string, c: number, cpu: number, pgCpu: number, walls: number[], calls: number, ingested: number, rows: { ledger: number, workflows: number }, exact: boolean, p5calls: number, p5callsDetail: string, p5rows: { ledger: number, workflows: number }, p5wall: number, rss: number, callsDetail: string }
   const p1Rows: P1Row[] = []
   if (!SKIP_P1) {
     await sim.request({ op: 'configure', latencyMs: P1_LATENCY })
     for (const c of SWEEP) {
-      const svc = await startService(p1Db, c)
-      try {
-        await post(svc.origin, '/sync', (warmUsers.get(c) as BenchUser).token) // warm-up: JIT, pool, zod
-        const row: P1Row = { c, walls: [], calls: 0, ingested: 0, rows: { ledger: 0, workflows: 0 }, exact: true, p5calls: 0, p5callsDetail: '', p5rows: { ledger: 0, workflows: 0 }, p5wall: 0, rss: 0, callsDetail: '' }
-        await withClient(dbUrl(p1Db), async (db) => {
-          for (const u of p1Users.get(c) ?? []) {
-            const v0 = await rowVersions(db, u.id)
-            await sim.request({ op: 'resetCounters' })
-            const r1 = await post(svc.origin, '/sync', u.token)
-            const calls = await sim.request<Record<string, number>>({ op: 'counters' })
-            const v1 = await rowVersions(db, u.id)
-            const ex = await exactness(db, u.workflows)
-            row.walls.push(r1.ms)
-            row.calls = sumCalls(calls)
-            row.callsDetail = fmtCalls(calls)
-            row.ingested = r1.body.executions_ingested
-            row.rows = written(v0, v1)
-            row.exact &&= ex.ok && r1.body.status === 'success'
-            // P5: the same sync again, nothing new
-            await sim.request({ op: 'resetCounters' })
-            const r5 = await post(svc.origin, '/sync', u.token)
-            const calls5 = await sim.request<Record<string, number>>({ op: 'counters' })
-            row.p5calls = sumCalls(calls5)
-            row.p5callsDetail = fmtCalls(calls5)
-            row.p5rows = written(v1, await rowVersions(db, u.id))
-            row.p5wall = r5.ms
-            row.exact &&= (await exactness(db, u.workflows)).ok && r5.body.status === 'success'
-          }
-        })
-        row.rss = peakRssMb(svc.child.pid)
-        p1Rows.push(row)
-        console.error(`P1 c=${c}: ${row.walls.map(ms).join(' / ')}; P5 ${row.p5calls} calls`)
-      } finally {
-        await svc.stop()
+      for (const [variant, dir] of variants) {
+        const p1Db = p1Dbs.get(variant) as string
+        const svc = await startService(dir, p1Db, c)
+        try {
+          await post(svc.origin, '/sync', (warmUsers.get(c) as BenchUser).token) // warm-up: JIT, pool, zod
+          const row: P1Row = { variant, c, cpu: 0, pgCpu: 0, walls: [], calls: 0, ingested: 0, rows: { ledger: 0, workflows: 0 }, exact: true, p5calls: 0, p5callsDetail: '', p5rows: { ledger: 0, workflows: 0 }, p5wall: 0, rss: 0, callsDetail: '' }
+          await withClient(dbUrl(p1Db), async (db) => {
+            for (const u of p1Users.get(c) ?? []) {
+              const v0 = await rowVersions(db, u.id)
+              await sim.request({ op: 'resetCounters' })
+              const r1 = await postMeasured(svc, p1Db, '/sync', u.token)
+              row.cpu += r1.cpu
+              row.pgCpu += r1.pgCpu
+              const calls = await sim.request<Record<string, number>>({ op: 'counters' })
+              const v1 = await rowVersions(db, u.id)
+              const ex = await exactness(db, u.workflows)
+              row.walls.push(r1.ms)
+              row.calls = sumCalls(calls)
+              row.callsDetail = fmtCalls(calls)
+              row.ingested = r1.body.executions_ingested
+              row.rows = written(v0, v1)
+              row.exact &&= ex.ok && r1.body.status === 'success'
+              // P5: the same sync again, nothing new
+              await sim.request({ op: 'resetCounters' })
+              const r5 = await post(svc.origin, '/sync', u.token)
+              const calls5 = await sim.request<Record<string, number>>({ op: 'counters' })
+              row.p5calls = sumCalls(calls5)
+              row.p5callsDetail = fmtCalls(calls5)
+              row.p5rows = written(v1, await rowVersions(db, u.id))
+              row.p5wall = r5.ms
+              row.exact &&= (await exactness(db, u.workflows)).ok && r5.body.status === 'success'
+            }
+          })
+          row.rss = peakRssMb(svc.child.pid)
+          p1Rows.push(row)
+          console.error(`P1 ${variant} c=${c}: ${row.walls.map(ms).join(' / ')}; P5 ${row.p5calls} calls`)
+        } finally {
+          await svc.stop()
+        }
       }
     }
-    await dropDb(p1Db)
+    for (const name of p1Dbs.values()) await databases.drop(name)
   }
 
   // ---- P2 per strategy and concurrency
-  interface P2Row { strategy: string, c: number, nodeArgs: string, bootRss: number, wall: number, engineMs: number, calls: number, callsDetail: string, ledger: number, workflowsWritten: number, ingested: number, rss: number, exact: boolean, mismatches: number, status: string, re?: { wall: number, calls: number, callsDetail: string, ledger: number, workflows: number } }
+  interface P2Row { variant: string, strategy: string, cpu: number, pgCpu: number, c: number, nodeArgs: string, bootRss: number, wall: number, engineMs: number, calls: number, callsDetail: string, ledger: number, workflowsWritten: number, ingested: number, rss: number, exact: boolean, mismatches: number, status: string, re?: { wall: number, calls: number, callsDetail: string, ledger: number, workflows: number } }
   const p2Rows: P2Row[] = []
   let p2Info = ''
   if (!SKIP_P2) {
@@ -420,8 +302,12 @@ try {
     const before = await sim.request<SimStats>({ op: 'stats' })
     // The template: every workflow synced once before these executions existed (its stop point is
     // the instance's newest id then, as a completed pass leaves it; no execution of it lies below).
-    const template = await migratedDb()
-    await seed(template, users, before.maxId)
+    const templates = new Map<string, string>()
+    for (const [variant, dir] of variants) {
+      const name = await databases.migrated(dir)
+      await seedWorkflows(name, users, before.maxId)
+      templates.set(variant, name)
+    }
     // After the seed: n8n's copies carry the rows' markers (row ids), as deploys leave them.
     await sim.request({ op: 'addWorkflows', workflows: simWorkflows(users) })
     const perWf = Math.max(1, Math.round(P2_NEW / wfs.length))
@@ -451,18 +337,18 @@ try {
       if (P2_CAPPED_ARGS.trim() !== '' && last !== undefined) runs.push({ strategy, c: last, resync: false, nodeArgs: P2_CAPPED_ARGS })
     }
     for (const { strategy, c, resync, nodeArgs } of runs) {
-      {
-        const dbName = await createDb(template)
-        const svc = await startService(dbName, c, strategy, nodeArgs)
+      for (const [variant, dir] of variants) {
+        const dbName = await databases.create(templates.get(variant))
+        const svc = await startService(dir, dbName, c, strategy, nodeArgs)
         try {
           const warm = await fetch(`${svc.origin}/sync/logs?limit=1`, { headers: { authorization: `Bearer ${CRON_SECRET}` } })
           await warm.arrayBuffer()
           const bootRss = peakRssMb(svc.child.pid)
           await sim.request({ op: 'resetCounters' })
-          const r = await post(svc.origin, '/sync/all', CRON_SECRET)
+          const r = await postMeasured(svc, dbName, '/sync/all', CRON_SECRET)
           const rss = peakRssMb(svc.child.pid)
           const calls = await sim.request<Record<string, number>>({ op: 'counters' })
-          const row: P2Row = { strategy, c, nodeArgs, bootRss, wall: r.ms, engineMs: r.body.duration_ms, calls: sumCalls(calls), callsDetail: fmtCalls(calls), ledger: 0, workflowsWritten: 0, ingested: r.body.executions_ingested, rss, exact: false, mismatches: 0, status: r.body.status }
+          const row: P2Row = { variant, strategy, c, cpu: r.cpu, pgCpu: r.pgCpu, nodeArgs, bootRss, wall: r.ms, engineMs: r.body.duration_ms, calls: sumCalls(calls), callsDetail: fmtCalls(calls), ledger: 0, workflowsWritten: 0, ingested: r.body.executions_ingested, rss, exact: false, mismatches: 0, status: r.body.status }
           await withClient(dbUrl(dbName), async (db) => {
             const ex = await exactness(db, wfs)
             row.exact = ex.ok && r.body.status === 'success'
@@ -489,43 +375,43 @@ try {
             })
           }
           p2Rows.push(row)
-          console.error(`P2 ${strategy} c=${c}${nodeArgs ? ` [${nodeArgs}]` : ''}: ${ms(row.wall)}, ${row.calls} calls, ${row.rss} MB, exact ${row.exact}${row.re ? `; again: ${ms(row.re.wall)}, ${row.re.calls} calls` : ''}`)
+          console.error(`P2 ${variant} ${strategy} c=${c}${nodeArgs ? ` [${nodeArgs}]` : ''}: ${ms(row.wall)}, ${row.calls} calls, ${row.rss} MB, CPU ${row.cpu.toFixed(1)} s service + ${row.pgCpu.toFixed(1)} s Postgres, exact ${row.exact}${row.re ? `; again: ${ms(row.re.wall)}, ${row.re.calls} calls` : ''}`)
         } finally {
           await svc.stop()
-          await dropDb(dbName)
+          await databases.drop(dbName)
         }
       }
     }
-    await dropDb(template)
+    for (const name of templates.values()) await databases.drop(name)
   }
 
   // ---- report
-  out(`\n## bench:sync — node ${process.version}, ${new Date().toISOString()}, whole run ${ms(performance.now() - started)}\n`)
+  out(`\n## bench:sync — node ${process.version}, ${new Date().toISOString()}, whole run ${ms(performance.now() - started)}; ${variants.map(([v, d]) => `${v} = ${d}`).join(', ')}\n`)
   out('### Bare numbers of this machine (same run)\n')
   out('| measurement | result |')
   out('|---|---|')
   for (const [k, v] of base) out(`| ${k} | ${v} |`)
   if (p1Rows.length > 0) {
     out(`\n### P1 and P5: POST /sync, ${P1_WORKFLOWS} workflows, ${P1_EXECS} new executions each, ${P1_LATENCY} ms n8n latency (${P1_REPS} users per row, median)\n`)
-    out('| N8N_CONCURRENCY | P1 wall (median; all) | latency floor¹ | n8n calls | rows written (ledger + workflows) | exact | P5 wall | P5 n8n calls | P5 rows written | peak RSS MB |')
-    out('|---|---|---|---|---|---|---|---|---|---|')
+    out('| N8N_CONCURRENCY | checkout | P1 wall (median; all) | latency floor¹ | P1 CPU s service + Postgres (all users) | n8n calls | rows written (ledger + workflows) | exact | P5 wall | P5 n8n calls | P5 rows written | peak RSS MB |')
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for (const r of p1Rows) {
       const floorMs = (2 + Math.ceil(P1_WORKFLOWS / r.c)) * P1_LATENCY
-      out(`| ${r.c} | **${ms(median(r.walls))}** (${r.walls.map(ms).join(', ')}) | ${floorMs} ms | ${r.calls} (${r.callsDetail}) | ${r.rows.ledger} + ${r.rows.workflows} | ${r.exact ? 'yes' : 'NO'} | ${ms(r.p5wall)} | ${r.p5calls} (${r.p5callsDetail}) | ${r.p5rows.ledger} + ${r.p5rows.workflows} | ${r.rss} |`)
+      out(`| ${r.c} | ${r.variant} | **${ms(median(r.walls))}** (${r.walls.map(ms).join(', ')}) | ${floorMs} ms | ${r.cpu.toFixed(2)} + ${r.pgCpu.toFixed(2)} | ${r.calls} (${r.callsDetail}) | ${r.rows.ledger} + ${r.rows.workflows} | ${r.exact ? 'yes' : 'NO'} | ${ms(r.p5wall)} | ${r.p5calls} (${r.p5callsDetail}) | ${r.p5rows.ledger} + ${r.p5rows.workflows} | ${r.rss} |`)
     }
     out(`\n¹ (2 + ⌈${P1_WORKFLOWS}/concurrency⌉) × ${P1_LATENCY} ms: the ceiling call (the instance's first page), then the running list, then the workflows' list calls in waves. "instance 1st page" is the ceiling call (and, for the scan, the scan's own first page). Targets: P1 ≤ 0.3 s; P5 ≤ 1 call per workflow and 0 rows (the sync_logs row aside).`)
   }
   if (p2Rows.length > 0) {
     out(`\n### P2: POST /sync/all, ${p2Info}, ${P2_LATENCY} ms n8n latency\n`)
-    out('| strategy | N8N_CONCURRENCY | wall | latency floor² | n8n calls | ledger rows | workflows written | peak RSS MB (after boot) | exact | again, nothing new: wall / n8n calls / rows written |')
-    out('|---|---|---|---|---|---|---|---|---|---|')
+    out('| strategy | N8N_CONCURRENCY | checkout | wall | latency floor² | CPU s service + Postgres | n8n calls | ledger rows | workflows written | peak RSS MB (after boot) | exact | again, nothing new: wall / n8n calls / rows written |')
+    out('|---|---|---|---|---|---|---|---|---|---|---|---|')
     const visible = p2Rows.length > 0 ? P2_NEW : 0
     for (const r of p2Rows) {
       const floorMs = r.strategy === 'scan'
         ? (2 + Math.ceil(visible / 250)) * P2_LATENCY
         : (2 + Math.ceil((P2_USERS * P2_WPU) / r.c)) * P2_LATENCY
       const re = r.re ? `${ms(r.re.wall)} / ${r.re.calls} (${r.re.callsDetail}) / ${r.re.ledger} + ${r.re.workflows}` : '-'
-      out(`| ${r.strategy}${r.nodeArgs ? ` (node ${r.nodeArgs})` : ''} | ${r.c} | **${ms(r.wall)}** | ${ms(floorMs)} | ${r.calls} (${r.callsDetail}) | ${r.ledger} | ${r.workflowsWritten} | **${r.rss}** (${r.bootRss}) | ${r.exact ? 'yes' : `NO (${r.mismatches} workflows, status ${r.status})`} | ${re} |`)
+      out(`| ${r.strategy}${r.nodeArgs ? ` (node ${r.nodeArgs})` : ''} | ${r.c} | ${r.variant} | **${ms(r.wall)}** | ${ms(floorMs)} | ${r.cpu.toFixed(1)} + ${r.pgCpu.toFixed(1)} | ${r.calls} (${r.callsDetail}) | ${r.ledger} | ${r.workflowsWritten} | **${r.rss}** (${r.bootRss}) | ${r.exact ? 'yes' : `NO (${r.mismatches} workflows, status ${r.status})`} | ${re} |`)
     }
     out(`\n² scan: (2 + ⌈new executions/250⌉) × ${P2_LATENCY} ms (sequential cursor pages); per workflow: (2 + ⌈workflows/concurrency⌉) × ${P2_LATENCY} ms. Targets: ≤ 15 s, ≤ 200 MB. The old Edge Function's budget: 0.5 s per workflow = ${Math.round(P2_USERS * P2_WPU * 0.5)} s.`)
   }

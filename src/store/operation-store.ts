@@ -12,6 +12,7 @@ import type {
   PurgeCounts, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget, WorkflowChanges, WorkflowRow
 } from './rows.ts'
 import { serviceOnly } from './scope.ts'
+import type { ScanBatchOptions } from './ingest-options.ts'
 import type { Scope } from './scope.ts'
 import type {
   CreateOutcome, ExecutionListQuery, IdempotencyClaim, LockOptions, LockResult, LockSpec, NewWorkflowInput, Store, StoreKind,
@@ -104,7 +105,7 @@ export abstract class OperationStore implements Store {
     return this.run('ingestExecutionsBatch', scope, { jobs, syncedAt })
   }
 
-  ingestScanBatch (scope: Scope, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]> {
+  ingestScanBatch (scope: Scope, jobs: ScanJob[], syncedAt: Date, options: ScanBatchOptions): Promise<IngestResult[]> {
     return this.run('ingestScanBatch', scope, { jobs, syncedAt, options })
   }
 

@@ -21,6 +21,7 @@ import type {
   LiveTailWrite, LiveTailWriteResult, OpenExecution, PurgeCounts, ScanJob, SyncLogInput, SyncStatsRow, SyncTarget,
   WorkflowChanges, WorkflowRow
 } from './rows.ts'
+import type { ScanBatchOptions } from './ingest-options.ts'
 import type { Scope } from './scope.ts'
 import type { CreateOutcome, IdempotencyClaim, NewWorkflowInput } from './store.ts'
 
@@ -233,7 +234,7 @@ export const OPERATIONS = {
     role: 'service',
     shape: 'value',
     serviceOnly: SCAN,
-    args: (i: { jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string } }): Args => ({
+    args: (i: { jobs: ScanJob[], syncedAt: Date, options: ScanBatchOptions }): Args => ({
       // the items are JSON text already (executionJson): joined, never parsed again
       p_batch: { type: 'jsonb', value: null, json: '[' + i.jobs.map((j) => `{"workflow_id":${JSON.stringify(j.workflowId)},"final":${j.final},"executions":[${j.items.join(',')}]}`).join(',') + ']' },
       p_synced_at: ts(i.syncedAt),

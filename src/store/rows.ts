@@ -77,17 +77,9 @@ export interface ExecutionInput {
   workflowId?: string | null
 }
 
-export interface IngestOptions {
-  complete?: boolean
-  /** With complete: false = never hold the stop point below open rows (re-check them by id). */
-  hold?: boolean
-  ceiling?: string
-  started_before?: string
-  advance?: boolean
-  window?: number
-  vanished?: string[]
-  recheck_limit?: number
-}
+// Declared once, as the SQL reads them (test/db/ingest-options.test.ts holds the two together).
+import type { IngestOptions } from './ingest-options.ts'
+export type { IngestOptions, ScanBatchOptions } from './ingest-options.ts'
 
 export interface IngestResult {
   inserted: number

@@ -18,6 +18,7 @@ import type {
   IngestJob, IngestOptions, IngestResult, ListedWorkflowRow, LiveTailState, LiveTailWrite, LiveTailWriteResult, OpenExecution,
   PurgeCounts, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget, WorkflowChanges, WorkflowRow
 } from './rows.ts'
+import type { ScanBatchOptions } from './ingest-options.ts'
 import type { Scope } from './scope.ts'
 
 // The row and job types the services and the sync engine use, from here (the SQL modules stay the stores').
@@ -142,7 +143,7 @@ export interface Store {
   /** Several ingest_executions in one transaction, all or nothing (ingest_executions_batch). Results in job order. */
   ingestExecutionsBatch(scope: Scope, jobs: IngestJob[], syncedAt: Date): Promise<IngestResult[]>
   /** The instance scan's writes for many workflows (ingest_scan_batch; service). Results in job order. */
-  ingestScanBatch(scope: Scope, jobs: ScanJob[], syncedAt: Date, options: { ceiling: string, started_before?: string }): Promise<IngestResult[]>
+  ingestScanBatch(scope: Scope, jobs: ScanJob[], syncedAt: Date, options: ScanBatchOptions): Promise<IngestResult[]>
   /** Which of these workflows have open ledger rows (not final, not vanished). */
   workflowsWithOpenRows(scope: Scope, workflowIds: string[]): Promise<string[]>
   /** The instance scan's stop point for idle workflows (raise_scan_floors; service). Answers the rows changed. */
