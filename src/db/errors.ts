@@ -101,10 +101,15 @@ export function sqlProblem (err: unknown): AppError | undefined {
   return undefined
 }
 
+/** The 503 of a database that cannot be reached (`cause`: the connection error, for the logs). */
+export function databaseUnavailable (cause: unknown): AppError {
+  return new AppError('database_unavailable', 'The database is unavailable; try again shortly', { cause })
+}
+
 /** A lost connection as 503 database_unavailable; an AppError as it is; anything else unchanged. */
 export function connectionProblem (err: unknown): unknown {
   if (err instanceof AppError) return err
-  if (isConnectionError(err)) return new AppError('database_unavailable', 'The database is unavailable; try again shortly', { cause: err })
+  if (isConnectionError(err)) return databaseUnavailable(err)
   return err
 }
 

@@ -1,6 +1,7 @@
 import pg from 'pg'
 import { Semaphore } from '../lib/semaphore.ts'
 import { backoffDelay, sleep } from '../lib/backoff.ts'
+import { ConnectLatch } from './connect-latch.ts'
 import { claimsSql, inlineParams, parseTimestamptz } from './database.ts'
 import { connectionProblem, isConnectionError, lockBusy } from './errors.ts'
 import type { Database, Listener, PoolStats, Queryable, QueryResult, UserClaims } from './database.ts'
@@ -29,31 +30,47 @@ export class PgDatabase implements Database {
   private readonly max: number
 
   private readonly log: NonNullable<PgDatabaseOptions['logger']>
+  /** Fails acquisitions at once while the database is unreachable (connect-latch.ts). */
+  readonly latch: ConnectLatch
 
   constructor (opts: PgDatabaseOptions) {
     this.max = opts.max ?? 10
     this.log = opts.logger ?? NOOP_LOG
     const statementTimeout = opts.statementTimeoutMillis ?? 15_000
+    const connectTimeout = opts.connectionTimeoutMillis ?? 5000
+    const applicationName = opts.applicationName ?? 'workflow-sync'
+    this.latch = new ConnectLatch({
+      log: this.log,
+      probe: async () => {
+        const probe = new pg.Client({ connectionString: opts.connectionString, connectionTimeoutMillis: connectTimeout, application_name: `${applicationName}:probe` })
+        probe.on('error', () => {})
+        await probe.connect()
+        await probe.end().catch(() => {})
+      }
+    })
+    const Client = latchedClient(this.latch)
     this.pool = new pg.Pool({
+      Client,
       connectionString: opts.connectionString,
       max: this.max,
-      connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 5000,
+      connectionTimeoutMillis: connectTimeout,
       idleTimeoutMillis: 30_000,
       statement_timeout: statementTimeout,
       // The client-side bound for a server that stopped answering without closing the socket
       // (statement_timeout runs on the server, so it cannot fire then): a little later than it.
       query_timeout: statementTimeout + 5000,
-      application_name: opts.applicationName ?? 'workflow-sync'
+      application_name: applicationName
     })
     // Session advisory locks are held for a whole deploy or sync while that work runs its own
     // transactions: they get connections of their own, so lock holders can never starve the pool
     // their work needs. (A session lock needs a session: use a direct or session-mode pooler URL.)
     this.lockPool = new pg.Pool({
+      Client,
       connectionString: opts.connectionString,
       max: this.max,
-      connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 5000,
+      connectionTimeoutMillis: connectTimeout,
       idleTimeoutMillis: 30_000,
-      application_name: `${opts.applicationName ?? 'workflow-sync'}:locks`
+      application_name: `${applicationName}:locks`
     })
     // A pg client whose connection dies emits 'error'; with no listener that kills the process
     // (Postgres restarting, `terminating connection due to administrator command`). pg-pool only
@@ -76,6 +93,8 @@ export class PgDatabase implements Database {
 
   private onClientError (pool: string, err: Error): void {
     this.lost.clients++
+    // is the server gone, or only this session? (callers queued behind held clients wait otherwise)
+    this.latch.suspect()
     // one line per second at most: a restart drops every connection at once
     const now = Date.now()
     if (now - this.lastLossLog < 1000) return
@@ -87,9 +106,27 @@ export class PgDatabase implements Database {
   // Lock holders beyond the lock pool's size wait here, in order, instead of timing out on connect.
   private readonly lockSlots: Semaphore
 
+  /** A client of `pool`, through the latch: 503 at once while the database is unreachable. */
+  private connect (pool: pg.Pool): Promise<pg.PoolClient> {
+    return this.latch.acquire(() => pool.connect(), (client) => { client.release() })
+  }
+
+  /** pool.query through the latch (same release rule: a client whose statement failed is dropped). */
+  private async poolQuery (text: string, params?: unknown[]): Promise<pg.QueryResult> {
+    const client = await this.connect(this.pool)
+    try {
+      const res = await client.query(text, params)
+      client.release()
+      return res
+    } catch (err) {
+      client.release(err as Error)
+      throw err
+    }
+  }
+
   async query<R> (sql: string, params?: unknown[]): Promise<QueryResult<R>> {
     try {
-      const res = await this.pool.query(sql, params as unknown[])
+      const res = await this.poolQuery(sql, params as unknown[])
       return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 }
     } catch (err) {
       throw connectionProblem(err)
@@ -97,7 +134,7 @@ export class PgDatabase implements Database {
   }
 
   async execScript (script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void> {
-    const client = await this.pool.connect().catch((err: unknown) => { throw connectionProblem(err) })
+    const client = await this.connect(this.pool).catch((err: unknown) => { throw connectionProblem(err) })
     try {
       await client.query('begin')
       await client.query(script)
@@ -127,7 +164,7 @@ export class PgDatabase implements Database {
     }
     const text = preamble + inlineParams(sql, params, pg.escapeLiteral)
     try {
-      const res = await this.pool.query(text) as unknown as pg.QueryResult[]
+      const res = await this.poolQuery(text) as unknown as pg.QueryResult[]
       const last = res[res.length - 1]!
       return { rows: last.rows as R[], rowCount: last.rowCount ?? 0 }
     } catch (err) {
@@ -142,7 +179,7 @@ export class PgDatabase implements Database {
   private async transaction<T> (role: string, claimsJson: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
     let client: pg.PoolClient
     try {
-      client = await this.pool.connect()
+      client = await this.connect(this.pool)
     } catch (err) {
       throw connectionProblem(err)
     }
@@ -173,13 +210,15 @@ export class PgDatabase implements Database {
   }
 
   withAdvisoryLock<T> (namespace: number, key: string, fn: () => Promise<T>, opts: { wait?: boolean, timeoutMs?: number } = {}): Promise<{ acquired: true, value: T } | { acquired: false }> {
+    // not in line behind other lock holders for a connect that cannot succeed
+    if (this.latch.closed) return Promise.reject(this.latch.unavailable())
     return this.lockSlots.run(() => this.holdAdvisoryLock(namespace, key, fn, opts))
   }
 
   private async holdAdvisoryLock<T> (namespace: number, key: string, fn: () => Promise<T>, opts: { wait?: boolean, timeoutMs?: number }): Promise<{ acquired: true, value: T } | { acquired: false }> {
     let client: pg.PoolClient
     try {
-      client = await this.lockPool.connect()
+      client = await this.connect(this.lockPool)
     } catch (err) {
       throw connectionProblem(err)
     }
@@ -225,7 +264,7 @@ export class PgDatabase implements Database {
   }
 
   async listen (channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener> {
-  const client = await this.pool.connect()
+  const client = await this.connect(this.pool)
   let done = false
   const onNotification = (msg: pg.Notification): void => {
     if (!done && msg.channel === channel) onPayload(msg.payload ?? '')
@@ -292,10 +331,28 @@ export class PgDatabase implements Database {
    * keep pool.end() waiting forever, so the wait is bounded; the process exits right after.
    */
   async close (timeoutMs = 3000): Promise<void> {
+    this.latch.stop()
     let timer: NodeJS.Timeout | undefined
     const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
     await Promise.race([Promise.all([this.pool.end(), this.lockPool.end()]), bound])
     clearTimeout(timer)
+  }
+}
+
+type ConnectCallback = (err: Error | null, client?: pg.Client) => void
+
+/** pg-pool builds its clients from this class: a pool connect goes through the latch. */
+function latchedClient (latch: ConnectLatch): typeof pg.Client {
+  return class LatchedClient extends pg.Client {
+    override connect (): Promise<pg.Client>
+    override connect (callback: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): void
+    override connect (callback?: ((err: Error) => void) | ((err: null, c: pg.Client) => void)): Promise<pg.Client> | undefined {
+      const attempt = latch.attempt(() => super.connect())
+      if (!callback) return attempt
+      const cb = callback as ConnectCallback
+      attempt.then((client) => { cb(null, client) }, (err: Error) => { cb(err) })
+      return undefined
+    }
   }
 }
 

@@ -4,13 +4,14 @@
 // process serves again, a held advisory lock is taken again, and an open /events stream receives
 // what happened after the restart. The clients held across the stop are the ones whose missing
 // 'error' listener used to kill the process: a lock session, a transaction idle between queries,
-// the LISTEN connection.
+// the LISTEN connection. And while it is down, callers fail at once instead of queueing in the
+// pool behind connect attempts that each fail (src/db/connect-latch.ts).
 import t from 'tap'
 import type { Test } from 'tap'
 import nock from 'nock'
 import pg from 'pg'
 import { buildApp } from '../../src/app.ts'
-import type { PgDatabase } from '../../src/db/pg-database.ts'
+import { PgDatabase } from '../../src/db/pg-database.ts'
 import { testConfig, testUser } from '../helpers/app.ts'
 import { createPrivateCluster } from '../helpers/private-cluster.ts'
 import { openSse, waitFor } from '../helpers/sse.ts'
@@ -138,5 +139,81 @@ t.test('Postgres stops and starts under the running app', async (t) => {
     await cluster.start()
     await waitFor(async () => (await get('/ready', {})).status === 200, 30_000, '/ready 200 again')
     t.equal((await get('/workflows')).status, 200, 'serves again')
+  })
+
+  await t.test('while it is down, callers fail at once instead of waiting for connect attempts', async (t) => {
+    const codeOf = (err: unknown): string => (err as { code?: string }).code ?? 'error'
+    // Every pool connect that reaches the network, of the Databases made here (named by
+    // application_name; the latch's probes are not pool connects).
+    let connects = 0
+    const original = pg.Client.prototype.connect
+    pg.Client.prototype.connect = function (this: pg.Client, ...args: unknown[]) {
+      const name = (this as unknown as { connectionParameters: { application_name?: string } }).connectionParameters.application_name ?? ''
+      if (name === 'fail-fast' || name === 'fail-fast:locks') connects++
+      return (original as (...a: unknown[]) => unknown).apply(this, args)
+    } as typeof original
+    t.teardown(() => { pg.Client.prototype.connect = original })
+    // A connect timeout far beyond the bounds below: a caller left to wait for it fails the test.
+    const opts = { connectionString: cluster.url('app'), max: 3, connectionTimeoutMillis: 60_000, applicationName: 'fail-fast' }
+    const db = new PgDatabase(opts)
+    t.teardown(() => db.close())
+
+    // every slot held by a transaction that waits on something else, and 20 callers queued behind them
+    let releaseHolders!: () => void
+    const holdersGate = new Promise<void>((resolve) => { releaseHolders = resolve })
+    let holding = 0
+    let holdersSettled = 0
+    const holders = Array.from({ length: 3 }, () => db.asService(async (tx) => {
+      await tx.query('select 1')
+      holding++
+      await holdersGate
+      await tx.query('select 2')
+    }).then(() => 'committed', codeOf).finally(() => { holdersSettled++ }))
+    await waitFor(() => holding === 3, 10_000, 'three transactions hold every slot')
+    const released: unknown[] = []
+    const queued = Array.from({ length: 20 }, () => db.query('select 1').then(() => 'served', (err: unknown) => { released.push(err); return codeOf(err) }))
+    await waitFor(() => db.poolStats().waiting === 20, 10_000, 'twenty queries wait for a slot')
+    const connectsBeforeStop = connects
+
+    await cluster.stop('fast')
+    await waitFor(() => released.length === 20, 20_000, 'the queued queries were released')
+    t.same(await Promise.all(queued), Array(20).fill('database_unavailable'), 'every queued query: database_unavailable')
+    t.equal(holdersSettled, 0, 'released while every slot was still held (not by a freed slot)')
+    t.notOk(released.some((err) => /timeout/i.test(String((err as { cause?: { message?: string } }).cause?.message))), 'not by the pool\'s connect timeout')
+    t.equal(connects, connectsBeforeStop, 'no connect attempt was made for them')
+
+    // the latch is closed now: new callers of every kind fail without a connect attempt
+    const claims = { sub: u.id, role: 'authenticated' as const }
+    const before = connects
+    const burst = await Promise.all([
+      ...Array.from({ length: 20 }, () => db.query('select 1')),
+      ...Array.from({ length: 5 }, () => db.readAsUser(claims, 'select 1')),
+      ...Array.from({ length: 5 }, () => db.withUser(claims, async (tx) => tx.query('select 1'))),
+      db.asService(async (tx) => tx.query('select 1')),
+      db.withAdvisoryLock(7, 'fail-fast', async () => 'locked'),
+      db.listen('fail_fast', () => {}, () => {}),
+      db.execScript('select 1')
+    ].map(async (p) => p.then(() => 'served', codeOf)))
+    t.equal(burst.length, 34, '34 callers')
+    t.same(burst, Array(34).fill('database_unavailable'), 'every one: database_unavailable')
+    t.equal(connects, before, 'without a single connect attempt')
+
+    // a Database that never connected, started while the server is down: its first failures close
+    // the latch, the callers queued behind those attempts make none of their own
+    const cold = new PgDatabase(opts)
+    t.teardown(() => cold.close())
+    const coldStart = connects
+    const coldCodes = await Promise.all(Array.from({ length: 20 }, async () => cold.query('select 1').then(() => 'served', codeOf)))
+    t.same(coldCodes, Array(20).fill('database_unavailable'), 'a cold pool: every query database_unavailable')
+    t.ok(connects - coldStart <= opts.max, `at most one connect attempt per pool slot for 20 queries (${connects - coldStart})`)
+
+    releaseHolders()
+    t.same(await Promise.all(holders), Array(3).fill('database_unavailable'), 'the transactions cut by the stop failed as database_unavailable')
+
+    await cluster.start()
+    await waitFor(async () => { await db.query('select 1'); return true }, 30_000, 'the same Database serves again')
+    t.same((await db.asService(async (tx) => tx.query<{ n: number }>('select 2 as n'))).rows, [{ n: 2 }], 'a transaction after the start')
+    t.equal((await db.withAdvisoryLock(7, 'fail-fast', async () => 'locked')).acquired, true, 'an advisory lock after the start')
+    await waitFor(async () => { await cold.query('select 1'); return true }, 30_000, 'the cold Database serves too')
   })
 })
