@@ -13,7 +13,10 @@ export default [
     rules: {
       // `void promise` marks a promise that is deliberately not awaited (fire and forget, with its
       // own catch); as a statement it is that and nothing else.
-      'no-void': ['error', { allowAsStatement: true }]
+      'no-void': ['error', { allowAsStatement: true }],
+      // Tests register their teardown before they open what it closes (`let app` then
+      // `t.teardown(() => app?.close())`, then `app = await build()`): that is not a constant.
+      'prefer-const': ['error', { destructuring: 'all', ignoreReadBeforeAssign: true }]
     }
   }
 ]

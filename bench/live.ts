@@ -17,7 +17,6 @@
 //   BENCH_LIVE_BURST=5000 BENCH_LIVE_SKIP=latency,idle,burst,failover (any of them)
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
 import { PgDatabase } from '../src/db/pg-database.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { ADMIN_URL as adminUrl, PRODUCTION_NODE_FLAGS, dbUrl, makeUsers as makeBenchUsers, num, seedWorkflows, simWorkflows, startSyncApp, withClient } from './lib.ts'
