@@ -102,9 +102,9 @@ async function measure (dir: string, variant: string, wfs: Wf[]): Promise<Row> {
       const calls = Object.values(await sim.request<Record<string, number>>({ op: 'counters' })).reduce((a, b) => a + b, 0)
       if (env.BENCH_DEBUG_STATS) {
         await withClient(dbUrl(dbName), async (c) => {
-          const st = await c.query(`select relname, seq_scan, seq_tup_read, idx_scan, n_tup_ins, n_tup_upd, n_live_tup from pg_stat_user_tables where relname in ('workflow_executions', 'mvp_workflows', 'workflow_events', 'workflow_scan_floors')`)
+          const st = await c.query('select relname, seq_scan, seq_tup_read, idx_scan, n_tup_ins, n_tup_upd, n_live_tup from pg_stat_user_tables where relname in (\'workflow_executions\', \'mvp_workflows\', \'workflow_events\', \'workflow_scan_floors\')')
           console.error(JSON.stringify(st.rows))
-          const fn = await c.query(`select funcname, calls, round(total_time) as total_ms, round(self_time) as self_ms from pg_stat_user_functions order by total_time desc limit 8`)
+          const fn = await c.query('select funcname, calls, round(total_time) as total_ms, round(self_time) as self_ms from pg_stat_user_functions order by total_time desc limit 8')
           console.error(JSON.stringify(fn.rows))
         })
       }

@@ -328,13 +328,13 @@ async function scenarioPostgresRestart (): Promise<void> {
   const rec = new Recorder()
   const created: Array<{ id: string, user: User, at: number }> = []
   const ready: Array<{ t: number, status: number }> = []
-  let running = true
+  const load = { running: true } // flipped when the scenario ends; read by the workers
   // The first seconds warm the service's pools up (a cold pool opens 20 connections at once, which
   // takes seconds on a loaded machine): recorded apart, reported, not judged.
   const warm = new Recorder()
   let target = warm
   const worker = async (): Promise<void> => {
-    while (running) {
+    while (load.running) {
       const u = users[Math.floor(Math.random() * users.length)]!
       const r = Math.random()
       const t0 = now()
@@ -353,7 +353,7 @@ async function scenarioPostgresRestart (): Promise<void> {
     }
   }
   const poller = (async () => {
-    while (running) {
+    while (load.running) {
       const t = now()
       const a = await call(app.base, 'GET', '/ready', {}, undefined, 5000)
       ready.push({ t, status: a.status })
@@ -380,7 +380,7 @@ async function scenarioPostgresRestart (): Promise<void> {
   await cluster.start()
   const tUp = now()
   await sleep(10_000)
-  running = false
+  load.running = false
   await Promise.all([...workers, poller])
 
   // every stream user writes once more: each of its streams must receive it (or have been told to reload)
@@ -560,7 +560,7 @@ async function scenarioSigkill (): Promise<void> {
   for (let run = 0; run < RUNS; run++) {
     const kind = kinds[run % 3]!
     const work: Array<Promise<void>> = []
-    let killed = false
+    const victim = { killed: false } // set when this run's process is killed; read by the writers
     let inflight = 0
     let createsAnswered = 0
     const runStart = now()
@@ -576,7 +576,7 @@ async function scenarioSigkill (): Promise<void> {
       // three writers create one workflow after another until the kill (every other one active)
       for (let w = 0; w < 3; w++) {
         work.push((async () => {
-          for (let i = 0; !killed; i++) {
+          for (let i = 0; !victim.killed; i++) {
             await track('create', () => call(app.base, 'POST', '/workflows', u.json, { name: `k${run}-${w}-${i}`, nodes: WEBHOOK, active: (w + i) % 2 === 0 }, 10_000), (a) => {
               if (a.status !== 201 || !a.body?.id) return
               accepted.add(String(a.body.id))
@@ -608,7 +608,7 @@ async function scenarioSigkill (): Promise<void> {
       await sleep(Math.random() * 1.5 * span.cleanup)
     }
     if (app.crashed) crashes++
-    killed = true
+    victim.killed = true
     if (inflight > 0) killsMidRequest++
     await app.kill()
     await Promise.all(work)
@@ -798,9 +798,9 @@ async function scenarioRedis (): Promise<void> {
   const app = await startApp({ REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_MAX: '100000' })
   const u = await makeUser()
   const rec = new Recorder()
-  let running = true
+  const load = { running: true } // flipped when the scenario ends; read by the workers
   const workers = Array.from({ length: 20 }, async () => {
-    while (running) {
+    while (load.running) {
       const t0 = now()
       rec.add('list', t0, await call(app.base, 'GET', '/workflows?limit=20', u.auth))
     }
@@ -819,7 +819,7 @@ async function scenarioRedis (): Promise<void> {
   let tBack = NaN
   await waitFor(async () => { const k = await watcher.keys('workflow-sync:rl:*'); if (k.length > 0) { tBack = now(); return true } return false }, 30_000, 'the service counts in Redis again').catch(() => {})
   await sleep(2000)
-  running = false
+  load.running = false
   await Promise.all(workers)
   watcher.disconnect()
   const down = rec.samples.filter((s) => s.t0 >= tKill && s.t1 <= tStart)

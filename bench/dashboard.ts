@@ -75,7 +75,8 @@ try {
   const t0 = performance.now()
   for (let i = 0; i < ROWS; i++) {
     const r = await fetch(`${base}/workflows`, {
-      method: 'POST', headers: auth,
+      method: 'POST',
+      headers: auth,
       body: JSON.stringify({ name: `Bench workflow ${String(i).padStart(2, '0')}`, nodes: [{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { httpMethod: 'POST', path: `bench-${i}` } }], connections: {}, settings: {} })
     })
     if (r.status !== 201) throw new Error(`POST /workflows → ${r.status} ${await r.text()}`)

@@ -304,9 +304,9 @@ export async function backendCpu<T> (dbName: string, fn: () => Promise<T>): Prom
   }
   try {
     await sample()
-    let done = false
-    const loop = (async () => { while (!done) { await sleep(200); await sample() } })()
-    const value = await fn().finally(() => { done = true })
+    const work = { done: false }
+    const loop = (async () => { while (!work.done) { await sleep(200); await sample() } })()
+    const value = await fn().finally(() => { work.done = true })
     await loop
     await sample()
     let seconds = 0

@@ -118,9 +118,16 @@ function execJson (e: Exec): string {
 function wfJson (w: Wf): string {
   if (w.body) {
     return JSON.stringify({
-      ...w.body, id: w.id, name: w.name, active: w.active, isArchived: false,
-      createdAt: '2025-01-01T00:00:00.000Z', updatedAt: '2025-01-01T00:00:00.000Z',
-      versionId: '00000000-0000-0000-0000-000000000000', triggerCount: 1, tags: []
+      ...w.body,
+      id: w.id,
+      name: w.name,
+      active: w.active,
+      isArchived: false,
+      createdAt: '2025-01-01T00:00:00.000Z',
+      updatedAt: '2025-01-01T00:00:00.000Z',
+      versionId: '00000000-0000-0000-0000-000000000000',
+      triggerCount: 1,
+      tags: []
     })
   }
   return JSON.stringify({
@@ -350,9 +357,12 @@ function route (method: string, path: string, q: URLSearchParams, text = ''): [s
     return ['PUT /workflows/:id', [200, w.json]]
   }
   if (method === 'GET' && path === '/executions') {
-    const key = q.get('status') === 'running' ? 'GET /executions?status=running'
-      : q.has('workflowId') ? 'GET /executions?workflowId'
-        : q.has('cursor') ? 'GET /executions (instance, cursor)'
+    const key = q.get('status') === 'running'
+      ? 'GET /executions?status=running'
+      : q.has('workflowId')
+        ? 'GET /executions?workflowId'
+        : q.has('cursor')
+          ? 'GET /executions (instance, cursor)'
           : 'GET /executions (instance, first page)'
     return [key, listExecutions(q)]
   }

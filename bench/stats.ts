@@ -66,10 +66,10 @@ try {
   const since30 = new Date(Date.now() - 30 * DAY).toISOString()
   const check = (await app.inject({ method: 'GET', url: `/workflows/${busy}/stats?bucket=day&since=${since365}`, headers })).json()
   const results = [
-    await timed(`GET /workflows/{id}/stats?bucket=day, 365 days`, route(`/workflows/${busy}/stats?bucket=day&since=${since365}`)),
-    await timed(`GET /workflows/{id}/stats?bucket=hour, 30 days (720 buckets)`, route(`/workflows/${busy}/stats?bucket=hour&since=${since30}`)),
-    await timed(`GET /workflows/{id}/stats (default: 24 hours)`, route(`/workflows/${busy}/stats`)),
-    await timed(`GET /stats?bucket=day, 365 days (all workflows)`, route(`/stats?bucket=day&since=${since365}`)),
+    await timed('GET /workflows/{id}/stats?bucket=day, 365 days', route(`/workflows/${busy}/stats?bucket=day&since=${since365}`)),
+    await timed('GET /workflows/{id}/stats?bucket=hour, 30 days (720 buckets)', route(`/workflows/${busy}/stats?bucket=hour&since=${since30}`)),
+    await timed('GET /workflows/{id}/stats (default: 24 hours)', route(`/workflows/${busy}/stats`)),
+    await timed('GET /stats?bucket=day, 365 days (all workflows)', route(`/stats?bucket=day&since=${since365}`)),
     await timed('from the ledger directly: per day, 365 days, percentile_cont (owner, no RLS)', () => db.query(
       `select date_trunc('day', started_at, 'UTC') d, count(*), count(*) filter (where status = 'success'),
               avg(extract(epoch from stopped_at - started_at) * 1000),

@@ -370,7 +370,7 @@ try {
           })
           if (process.env.BENCH_DEBUG_STATS) {
             await withClient(dbUrl(dbName), async (db) => {
-              const st = await db.query(`select relname, seq_scan, seq_tup_read, idx_scan, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_live_tup, n_dead_tup from pg_stat_user_tables where relname in ('workflow_executions', 'mvp_workflows', 'workflow_events', 'workflow_scan_floors')`)
+              const st = await db.query('select relname, seq_scan, seq_tup_read, idx_scan, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_live_tup, n_dead_tup from pg_stat_user_tables where relname in (\'workflow_executions\', \'mvp_workflows\', \'workflow_events\', \'workflow_scan_floors\')')
               console.error(JSON.stringify(st.rows))
             })
           }

@@ -29,7 +29,9 @@ try {
   const webhook = (path: string): object => ({ ...node('Webhook', 'n8n-nodes-base.webhook', 0, { httpMethod: 'POST', path, responseMode: 'onReceived' }, 2), webhookId: randomUUID() })
   const make = async (name: string, path: string, next: object | null, active = true): Promise<string> => {
     const body = {
-      name, active, settings: { executionOrder: 'v1' },
+      name,
+      active,
+      settings: { executionOrder: 'v1' },
       nodes: next ? [webhook(path), next] : [webhook(path)],
       connections: next ? { Webhook: { main: [[{ node: (next as { name: string }).name, type: 'main', index: 0 }]] } } : {}
     }

@@ -94,8 +94,15 @@ t.test(`dashboard ↔ service ↔ n8n ${VERSION}`, async (t) => {
   t.comment(`n8n ${VERSION} on ${n8nPort}, Postgres and Chromium ready in ${Math.round((Date.now() - started) / 1000)} s`)
   const api = n8nApi(n8n.apiUrl, n8n.apiKey)
   const config = loadConfig({
-    NODE_ENV: 'test', LOG_LEVEL: 'silent', DATABASE_URL: tdb.url, SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
-    N8N_API_URL: n8n.apiUrl, N8N_API_KEY: n8n.apiKey, N8N_TIMEOUT_MS: '5000', N8N_RETRIES: '0', RATE_LIMIT_MAX: '60000'
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: tdb.url,
+    SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
+    N8N_API_URL: n8n.apiUrl,
+    N8N_API_KEY: n8n.apiKey,
+    N8N_TIMEOUT_MS: '5000',
+    N8N_RETRIES: '0',
+    RATE_LIMIT_MAX: '60000'
   })
   app = await buildApp({ config, logger: false })
   // The live tail of n8n's executions (issue 12), where this service has it.
@@ -258,7 +265,7 @@ t.test(`dashboard ↔ service ↔ n8n ${VERSION}`, async (t) => {
     t.equal(await runButton.count(), 1, 'a webhook workflow has a run button (this server has the run endpoint)')
     const before = Number(await cell(tab1, names.first, 'executions').textContent())
     t.equal(before, 3, 'three executions so far (scenarios 1 and 3)')
-    const answered = tab1.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith(`/run`))
+    const answered = tab1.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith('/run'))
     await runButton.click()
     t.equal((await answered).status(), 202, 'n8n accepted the webhook call')
     await tab1.locator('#notice', { hasText: `Run of “${names.first}” started.` }).waitFor({ timeout: UI_TIMEOUT })

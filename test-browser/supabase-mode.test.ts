@@ -37,9 +37,16 @@ t.test('Supabase mode: Supabase Auth sign-in, Realtime live updates, the connect
   const sim = await SimClient.start()
   t.teardown(() => sim.stop())
   const config = loadConfig({
-    NODE_ENV: 'test', LOG_LEVEL: 'silent',
-    SUPABASE_URL: standIn.url, SUPABASE_ANON_KEY: standIn.anonKey, SUPABASE_SERVICE_ROLE_KEY: standIn.serviceKey,
-    N8N_API_URL: sim.baseUrl, N8N_API_KEY: 'sim-key', N8N_TIMEOUT_MS: '5000', N8N_RETRIES: '0', RATE_LIMIT_MAX: '60000',
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    SUPABASE_URL: standIn.url,
+    SUPABASE_ANON_KEY: standIn.anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: standIn.serviceKey,
+    N8N_API_URL: sim.baseUrl,
+    N8N_API_KEY: 'sim-key',
+    N8N_TIMEOUT_MS: '5000',
+    N8N_RETRIES: '0',
+    RATE_LIMIT_MAX: '60000',
     // no live tail: the sync below is the only writer of the counts (Realtime carries whichever writes)
     LIVE_SYNC_INTERVAL_MS: '0'
   })

@@ -66,7 +66,6 @@ const waitFiveSeconds = {
   parameters: { resume: 'timeInterval', amount: 5, unit: 'seconds' },
 }
 
-
 async function executionsOf (api: N8nApi, workflowId: string, query: Record<string, string> = {}): Promise<Json[]> {
   const r = await api.get('/executions', { workflowId, ...query })
   if (r.status !== 200) throw new Error(`GET /executions → ${r.status} ${JSON.stringify(r.body)}`)
@@ -336,9 +335,9 @@ VERSIONS.forEach((version, i) => {
       const w = await api.post('/workflows', webhookWorkflow('[USR-facts] burst', path, stopAndError))
       t.equal((await api.post(`/workflows/${w.body.id}/activate`)).status, 200)
       const seen: Record<string, number> = {}
-      let polling = true
+      const poll = { on: true }
       const poller = (async () => {
-        while (polling) {
+        while (poll.on) {
           for (const e of await executionsOf(api, w.body.id, { limit: '250' })) {
             const k = `${e.status}${e.startedAt ? '' : ' (startedAt null)'}`
             seen[k] = (seen[k] ?? 0) + 1
@@ -354,7 +353,7 @@ VERSIONS.forEach((version, i) => {
         const list = await executionsOf(api, w.body.id, { limit: '250' })
         return list.length === N && list.every((e: Json) => FINAL.has(e.status)) && list
       }, 60_000)
-      polling = false
+      poll.on = false
       await poller
       facts.burstStatusesSeenInDefaultList = seen
       t.comment(`statuses seen in the default list during a burst of ${N}: ${JSON.stringify(seen)}`)

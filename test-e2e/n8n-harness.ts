@@ -375,8 +375,14 @@ export async function startN8n (opts: StartN8nOptions): Promise<N8nInstance> {
 
     if (opts.resume) {
       return {
-        version, baseUrl, apiUrl: `${baseUrl}/api/v1`, apiKey: opts.resume.apiKey,
-        owner: { email: 'owner@workflow-sync.test', password: 'E2e-Owner-Passw0rd' }, logFile, userFolder, pid,
+        version,
+        baseUrl,
+        apiUrl: `${baseUrl}/api/v1`,
+        apiKey: opts.resume.apiKey,
+        owner: { email: 'owner@workflow-sync.test', password: 'E2e-Owner-Passw0rd' },
+        logFile,
+        userFolder,
+        pid,
         stop: async (o?: { keepData?: boolean }) => { keepData = o?.keepData === true; await stop(); removeSafetyNets() }
       }
     }

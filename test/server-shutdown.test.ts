@@ -55,8 +55,15 @@ async function startSlowN8n (): Promise<SlowN8n> {
         setTimeout(() => {
           const now = new Date().toISOString()
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
-            id: `slow-${++seq}`, name: def.name, active: false, nodes: def.nodes, connections: def.connections,
-            settings: def.settings, staticData: null, createdAt: now, updatedAt: now
+            id: `slow-${++seq}`,
+            name: def.name,
+            active: false,
+            nodes: def.nodes,
+            connections: def.connections,
+            settings: def.settings,
+            staticData: null,
+            createdAt: now,
+            updatedAt: now
           }))
         }, N8N_DELAY_MS)
         return

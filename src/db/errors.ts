@@ -30,7 +30,6 @@ export function isConnectionError (err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(msg)
 }
 
-
 export const HINT_PREFIX = 'workflow_sync:'
 
 const HINT_CODES: ReadonlySet<ProblemCode> = new Set<ProblemCode>(['conflict', 'precondition_failed', 'forbidden', 'not_found', 'validation_failed'])

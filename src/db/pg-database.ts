@@ -264,62 +264,62 @@ export class PgDatabase implements Database {
   }
 
   async listen (channel: string, onPayload: (payload: string) => void, onLost: (err: Error) => void): Promise<Listener> {
-  const client = await this.connect(this.pool)
-  let done = false
-  const onNotification = (msg: pg.Notification): void => {
-    if (!done && msg.channel === channel) onPayload(msg.payload ?? '')
-  }
-  const lose = (err: Error): void => {
-    if (done) return
-    done = true
-    detach()
-    client.release(err)
-    onLost(err)
-  }
-  const onError = (err: Error): void => { lose(err) }
-  const onEnd = (): void => { lose(new Error('LISTEN connection ended')) }
-  function detach (): void {
-    client.off('notification', onNotification)
-    client.off('end', onEnd)
-    // keep an error handler until the pool takes the client back (it adds its own on release)
-    client.off('error', onError)
-    client.on('error', () => {})
-  }
-  client.on('notification', onNotification)
-  client.on('error', onError)
-  client.on('end', onEnd)
-  try {
-    await client.query(`listen ${pg.escapeIdentifier(channel)}`)
-  } catch (err) {
-    if (!done) {
-      done = true
-      detach()
-      client.release(err as Error)
+    const client = await this.connect(this.pool)
+    let done = false
+    const onNotification = (msg: pg.Notification): void => {
+      if (!done && msg.channel === channel) onPayload(msg.payload ?? '')
     }
-    throw err
-  }
-  return {
-    async close () {
+    const lose = (err: Error): void => {
       if (done) return
       done = true
+      detach()
+      client.release(err)
+      onLost(err)
+    }
+    const onError = (err: Error): void => { lose(err) }
+    const onEnd = (): void => { lose(new Error('LISTEN connection ended')) }
+    function detach (): void {
       client.off('notification', onNotification)
       client.off('end', onEnd)
-      try {
-        await client.query(`unlisten ${pg.escapeIdentifier(channel)}`)
-        client.off('error', onError)
-        client.release()
-      } catch (err) {
+      // keep an error handler until the pool takes the client back (it adds its own on release)
+      client.off('error', onError)
+      client.on('error', () => {})
+    }
+    client.on('notification', onNotification)
+    client.on('error', onError)
+    client.on('end', onEnd)
+    try {
+      await client.query(`listen ${pg.escapeIdentifier(channel)}`)
+    } catch (err) {
+      if (!done) {
+        done = true
         detach()
         client.release(err as Error)
       }
-    },
-    abort () {
-      if (done) return
-      done = true
-      detach()
-      client.release(new Error('LISTEN connection aborted'))
+      throw err
     }
-  }
+    return {
+      async close () {
+        if (done) return
+        done = true
+        client.off('notification', onNotification)
+        client.off('end', onEnd)
+        try {
+          await client.query(`unlisten ${pg.escapeIdentifier(channel)}`)
+          client.off('error', onError)
+          client.release()
+        } catch (err) {
+          detach()
+          client.release(err as Error)
+        }
+      },
+      abort () {
+        if (done) return
+        done = true
+        detach()
+        client.release(new Error('LISTEN connection aborted'))
+      }
+    }
   }
 
   poolStats (): PoolStats {

@@ -87,7 +87,7 @@ async function errorsPlugin (app: FastifyInstance): Promise<void> {
   // Every route's path as a pattern, to tell "no such path" (404) from "not with this method" (405).
   const routes: Array<{ re: RegExp, methods: Set<string> }> = []
   app.addHook('onRoute', (route) => {
-    if (route.url === '*' || route.url.endsWith('/*') && route.url.startsWith('/docs')) return
+    if (route.url === '*' || (route.url.endsWith('/*') && route.url.startsWith('/docs'))) return
     const source = route.url.split('/').map((seg) => seg === '*' ? '.*' : seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/')
     const re = new RegExp(`^${source}/?$`)
     const methods = Array.isArray(route.method) ? route.method : [route.method]

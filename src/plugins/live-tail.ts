@@ -56,18 +56,19 @@ async function liveTailPlugin (app: FastifyInstance, opts: LiveTailPluginOptions
       }
     }
   })
-  new Gauge({
+  // Registered by hand: nothing else holds these gauges; prom-client calls collect() on a scrape.
+  app.metrics.registry.registerMetric(new Gauge({
     name: `${METRIC_PREFIX}live_tail_leader`,
+    registers: [], // none by construction (not prom-client's global one): registerMetric adds it to this app's
     help: '1 while this replica leads the live tail, else 0',
-    registers,
     collect () { this.set(tail.status().role === 'leader' ? 1 : 0) }
-  })
-  new Gauge({
+  }))
+  app.metrics.registry.registerMetric(new Gauge({
     name: `${METRIC_PREFIX}live_tail_lag_seconds`,
+    registers: [], // none by construction (not prom-client's global one): registerMetric adds it to this app's
     help: 'Leader: seconds since the start of the last successful tick, i.e. how far the ledger may lag n8n (0 on standbys)',
-    registers,
     collect () { this.set(tail.status().lag_seconds ?? 0) }
-  })
+  }))
   app.decorate('liveTail', tail)
   app.addHook('onReady', async () => { tail.start() })
   app.addHook('onClose', async () => { await tail.stop() })

@@ -197,12 +197,13 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
     }
   })
 
+  // Collect-on-scrape metrics (here and below) are registered by hand: nothing else holds them.
   // Rate limits: the limiter's own count of the requests it refused (each answered 429).
   let rateLimitedSeen = 0
-  new Counter({
+  registry.registerMetric(new Counter({
     name: `${METRIC_PREFIX}rate_limited_requests_total`,
+    registers: [], // none by construction (not prom-client's global one): registerMetric adds it to this app's
     help: 'Requests refused by the rate limiter (answered 429 rate_limited)',
-    registers,
     collect () {
       const now = app.rateLimitedCount()
       if (now > rateLimitedSeen) {
@@ -210,20 +211,20 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
         rateLimitedSeen = now
       }
     }
-  })
+  }))
 
   // Database pool, read on every scrape.
   // (Supabase mode has no pool: the gauges stay empty.)
   const poolGauge = (name: string, help: string, pick: (s: PoolStats) => number): void => {
-    new Gauge({
+    registry.registerMetric(new Gauge({
       name: `${METRIC_PREFIX}db_pool_${name}`,
+      registers: [], // none by construction (not prom-client's global one): registerMetric adds it to this app's
       help,
-      registers,
       collect () {
         const stats = app.store.poolStats()
         if (stats) this.set(pick(stats))
       }
-    })
+    }))
   }
   poolGauge('connections_total', 'Connections the database pool holds (idle and in use)', (s) => s.total)
   poolGauge('connections_idle', 'Idle connections in the database pool', (s) => s.idle)

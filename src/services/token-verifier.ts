@@ -325,5 +325,4 @@ export class TokenVerifier {
     }
     return this.#hmacKey
   }
-
 }

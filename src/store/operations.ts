@@ -15,7 +15,7 @@
 // scalar). Decoders receive null / [] when the function answered nothing.
 import { AppError } from '../errors.ts'
 import type { Workflow } from '../schemas/workflow.ts'
-import { createOutcomeFromJson, executionStatsRow, workflowRowFromJson } from './rows.ts'
+import { createOutcomeFromJson, executionItem, executionStatsRow, workflowRowFromJson } from './rows.ts'
 import type {
   DeployOutcome, ExecutionInput, ExecutionStatsQuery, ExecutionStatsRow, IngestJob, IngestOptions, IngestResult, LiveTailState,
   LiveTailWrite, LiveTailWriteResult, OpenExecution, PurgeCounts, ScanJob, SyncLogInput, SyncStatsRow, SyncTarget,
@@ -80,24 +80,6 @@ const leaseArgs = (i: { key: string, holder: string, ttlSeconds: number }): Args
 })
 
 // ---- argument encoders -------------------------------------------------------------------------
-
-/** The fields ingest_executions reads, and no more: pages stay small on the wire. */
-export function executionItem (e: ExecutionInput): object {
-  return {
-    id: e.id,
-    status: e.status,
-    mode: e.mode ?? null,
-    finished: e.finished ?? false,
-    startedAt: e.startedAt ?? null,
-    stoppedAt: e.stoppedAt ?? null,
-    workflowId: e.workflowId ?? null
-  }
-}
-
-/** An execution as ingest_*'s JSON item, serialised once (the scan buffers these strings). */
-export function executionJson (e: ExecutionInput): string {
-  return JSON.stringify(executionItem(e))
-}
 
 /** The JSON items live_tail_ingest takes (ingest_executions' fields plus workflowId). */
 export function tailItems (items: ExecutionInput[]): object[] {

@@ -335,3 +335,23 @@ export function executionStatsRow (r: Record<string, unknown>): ExecutionStatsRo
     p95_bin: num(r.p95_bin)
   }
 }
+
+// ---- the ledger's JSON items (pure encoders: both stores and the instance scan use them) -----
+
+/** The fields ingest_executions reads, and no more: pages stay small on the wire. */
+export function executionItem (e: ExecutionInput): object {
+  return {
+    id: e.id,
+    status: e.status,
+    mode: e.mode ?? null,
+    finished: e.finished ?? false,
+    startedAt: e.startedAt ?? null,
+    stoppedAt: e.stoppedAt ?? null,
+    workflowId: e.workflowId ?? null
+  }
+}
+
+/** An execution as ingest_*'s JSON item, serialised once (the scan buffers these strings). */
+export function executionJson (e: ExecutionInput): string {
+  return JSON.stringify(executionItem(e))
+}

@@ -7,7 +7,7 @@ import type { ExecutionRow, SyncLogRow } from './rows.ts'
 export type {
   ExecutionInput, ExecutionRow, IngestJob, IngestOptions, IngestResult, ScanJob, SyncLogInput, SyncLogRow, SyncStatsRow, SyncTarget
 } from './rows.ts'
-export { executionItem, executionJson } from './operations.ts'
+export { executionItem, executionJson } from './rows.ts'
 
 /** Whether the caller may see the workflow (RLS decides for users). */
 export async function workflowVisible (tx: Queryable, workflowId: string): Promise<boolean> {

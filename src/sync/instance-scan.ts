@@ -2,7 +2,7 @@
 // the lowest stop point of the workflows in it, instead of one list per workflow. Same guarantees
 // as the per-workflow pass: README.md, "INSTANCE SCAN". One InstanceScan per sync run; its fields
 // are the scan's state (buffers, the write round in flight, how far down the scan has come).
-import { executionJson } from '../store/sync-store.ts'
+import { executionJson } from '../store/rows.ts'
 import type { IngestResult, ScanJob, SyncTarget } from '../store/store.ts'
 import { notOwnedReason } from '../services/ownership.ts'
 import type { N8nExecutionPage } from '../services/n8n-client.ts'

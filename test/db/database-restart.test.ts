@@ -42,7 +42,6 @@ function assertUnavailable (t: Test, res: { status: number, type: string, body: 
   t.notMatch(JSON.stringify(res.body), /stack|node_modules|select |57P01/i, `${what}: no internals`)
 }
 
-
 t.test('Postgres stops and starts under the running app', async (t) => {
   const cluster = await createPrivateCluster()
   t.teardown(() => cluster.destroy())

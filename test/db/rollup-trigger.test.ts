@@ -71,8 +71,8 @@ t.test('the rollup equals a recount of the ledger', async (t) => {
   await compare('after an upsert that only updated')
 
   // Runs finishing, and rows moving to other buckets (started_at changes), in one update.
-  await db.query(`update public.workflow_executions set status = 'success', stopped_at = started_at + interval '2.5 seconds' where status in ('running', 'waiting')`)
-  await db.query(`update public.workflow_executions set started_at = started_at + interval '3 hours', stopped_at = stopped_at + interval '3 hours 5 ms' where n8n_execution_id like '%-3_'`)
+  await db.query('update public.workflow_executions set status = \'success\', stopped_at = started_at + interval \'2.5 seconds\' where status in (\'running\', \'waiting\')')
+  await db.query('update public.workflow_executions set started_at = started_at + interval \'3 hours\', stopped_at = stopped_at + interval \'3 hours 5 ms\' where n8n_execution_id like \'%-3_\'')
   await compare('after finishing runs and moving rows between buckets')
   // Through the ingest function, as the engine writes.
   const r = await db.asService((tx) => tx.query<{ r: { inserted: number } }>(

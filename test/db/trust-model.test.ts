@@ -27,7 +27,7 @@ t.test('a Supabase-shaped cluster (migrations applied as postgres, a non-superus
   const db = new PgDatabase({ connectionString: cluster.url('postgres') })
   t.teardown(() => db.close())
   const who = await db.query<{ su: boolean, acl: number }>(
-    "select (select rolsuper from pg_roles where rolname = current_user) as su, (select count(*)::int from pg_default_acl) as acl")
+    'select (select rolsuper from pg_roles where rolname = current_user) as su, (select count(*)::int from pg_default_acl) as acl')
   t.same(who.rows[0]?.su, false, 'postgres is not a superuser there')
   t.ok((who.rows[0]?.acl ?? 0) > 0, 'default privileges are in place')
   const applied = await migrate(db)

@@ -94,9 +94,16 @@ export function gotrueEmulator (pool: pg.Pool, opts: { issuer: string, key: KeyO
     const now = Math.floor(Date.now() / 1000)
     const user = userJson(u)
     const accessToken = await new SignJWT({
-      aud: u.aud ?? 'authenticated', role: u.role ?? 'authenticated', email: u.email, phone: '',
-      app_metadata: user.app_metadata, user_metadata: user.user_metadata,
-      aal: 'aal1', amr: [{ method: amr, timestamp: now }], session_id: sessionId, is_anonymous: u.is_anonymous
+      aud: u.aud ?? 'authenticated',
+      role: u.role ?? 'authenticated',
+      email: u.email,
+      phone: '',
+      app_metadata: user.app_metadata,
+      user_metadata: user.user_metadata,
+      aal: 'aal1',
+      amr: [{ method: amr, timestamp: now }],
+      session_id: sessionId,
+      is_anonymous: u.is_anonymous
     }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer(opts.issuer).setSubject(u.id).setIssuedAt(now).setExpirationTime(now + lifetime).sign(opts.key)
     const refreshToken = randomBytes(9).toString('base64url')
     refreshTokens.set(refreshToken, { sessionId, used: false })

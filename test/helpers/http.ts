@@ -5,7 +5,6 @@ import nock from 'nock'
 import { buildTestApp } from './app.ts'
 import { N8N_API_KEY, recordUnmatched } from './n8n-nock.ts'
 
-
 /** Every answer of a test file passes through here: none may ever carry the n8n API key. */
 export function injector (app: FastifyInstance, seen: { bodies: number, leaks: string[] } = { bodies: 0, leaks: [] }) {
   const inject = async (opts: InjectOptions): Promise<LightMyRequestResponse> => {

@@ -406,7 +406,7 @@ export async function createSupabaseHandler (databaseUrl: string, opts: { url: s
       rec.sub = typeof claims.sub === 'string' ? claims.sub : null
       for (const h of ['accept-profile', 'content-profile']) {
         const profile = req.headers.get(h)
-        if (profile !== null && profile !== 'public') throw pgrst(406, 'PGRST106', `The schema must be one of the following: public`)
+        if (profile !== null && profile !== 'public') throw pgrst(406, 'PGRST106', 'The schema must be one of the following: public')
       }
       let out: { status: number, body: string | null, headers: Record<string, string> }
       const rpcMatch = /^\/rest\/v1\/rpc\/([^/]+)$/.exec(u.pathname)

@@ -51,7 +51,7 @@ async function freePort (): Promise<number> {
 }
 
 function shellQuote (s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`
+  return `'${s.replace(/'/g, '\'\\\'\'')}'`
 }
 
 /** Runs a program as the `postgres` OS user when we are root (initdb refuses root), else as us. */

@@ -208,7 +208,8 @@ export class FakeN8n {
       .filter((e) => e.id < lastId)
       .filter((e) => workflowId === null || e.workflowId === workflowId)
       .filter((e) => status === 'running' ? e.active : !e.active)
-      .filter((e) => status === null || status === 'running' ? true
+      .filter((e) => status === null || status === 'running'
+        ? true
         : status === 'error' ? e.status === 'error' || e.status === 'crashed' : e.status === status)
       .sort((a, b) => b.id - a.id)
     const data = all.slice(0, limit)

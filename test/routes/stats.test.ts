@@ -238,7 +238,7 @@ t.test('the rollup: retention keeps the figures, deleting the workflow removes t
   await t.rejects(db.withUser(claims, (tx) => tx.query(
     "insert into public.workflow_execution_rollups (workflow_id, user_id, granularity, bucket_start, n_success, duration_hist) values ($1, $2, 'day', now(), 1000, array_fill(0::bigint, array[200]))", [w1, a.id])),
   /permission denied/, 'a user cannot write the rollup')
-  await t.rejects(db.withUser(claims, (tx) => tx.query("update public.workflow_execution_rollups set n_success = 0 where workflow_id = $1", [w1])), /permission denied/)
+  await t.rejects(db.withUser(claims, (tx) => tx.query('update public.workflow_execution_rollups set n_success = 0 where workflow_id = $1', [w1])), /permission denied/)
   const anon = await db.query<{ sel: boolean, exec: boolean }>(
     "select has_table_privilege('anon', 'public.workflow_execution_rollups', 'select') as sel, has_function_privilege('anon', 'public.workflow_execution_stats(text, timestamptz, timestamptz, uuid)', 'execute') as exec")
   t.same(anon.rows[0], { sel: false, exec: false }, 'anon reads nothing')

@@ -145,7 +145,6 @@ async function rowVersions (userId: string): Promise<string[]> {
 const ALL_STATUSES = ['success', 'error', 'crashed', 'canceled', 'success', 'waiting', 'success', 'error']
 const isWfList = (n8nId: string) => (c: Call) => c.path === '/executions' && c.query.get('workflowId') === n8nId
 
-
 // ---- counts ------------------------------------------------------------------
 
 t.test('counts equal n8n over several pages and every status; a run hidden at the first sync is counted once by the second', async (tt) => {

@@ -1,6 +1,6 @@
 // Charts over time with uPlot (ESM build served from node_modules). Series come either from the
 // service's stats endpoint or, where it does not exist, from the ledger rows themselves.
-import uPlot from '/vendor/uplot/uPlot.esm.js'
+import UPlot from '/vendor/uplot/uPlot.esm.js'
 
 // uPlot's stylesheet, once, when the first chart module loads (not on the table's path).
 if (!document.querySelector('link[href="/vendor/uplot/uPlot.min.css"]')) {
@@ -76,7 +76,7 @@ function plot (el, title, series, data, yFmt, yRange) {
     axes: [{}, { values: (_u, ticks) => ticks.map(yFmt), size: 60 }],
     series: [{}, ...series]
   }
-  const u = new uPlot(opts, data, el)
+  const u = new UPlot(opts, data, el)
   const ro = new ResizeObserver(() => { const w = Math.floor(el.getBoundingClientRect().width); if (w > 0 && Math.abs(w - u.width) > 4) u.setSize({ width: w, height: 200 }) })
   ro.observe(el)
   return u
@@ -86,7 +86,7 @@ function plot (el, title, series, data, yFmt, yRange) {
 export function renderCharts (container, buckets, bucket) {
   const xs = buckets.map((b) => b.t / 1000)
   const unit = bucket === 'day' ? 'day' : 'hour'
-  const bars = uPlot.paths.bars({ size: [0.6, 40] })
+  const bars = UPlot.paths.bars({ size: [0.6, 40] })
   const charts = [
     {
       id: 'chart-executions',

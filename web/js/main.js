@@ -18,7 +18,9 @@ const ctx = {
   store: new WorkflowStore(),
   liveState: 'connecting',
   liveAbort: null,
-  showError, notify, clearError
+  showError,
+  notify,
+  clearError
 }
 window.__dashboard = ctx // for the browser tests and the console
 

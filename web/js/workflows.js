@@ -10,6 +10,7 @@ export class WorkflowStore extends EventTarget {
   get list () {
     return [...this.#rows.values()].sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? '') || b.id.localeCompare(a.id))
   }
+
   get (id) { return this.#rows.get(id) }
   upsert (w) {
     const old = this.#rows.get(w.id)
@@ -19,17 +20,20 @@ export class WorkflowStore extends EventTarget {
     this.#rows.set(w.id, { ...old, ...w })
     this.#changed()
   }
+
   remove (id) { if (this.#rows.delete(id)) this.#changed() }
   clear () { this.#rows.clear(); this.loaded = false; this.#changed() }
   /** The whole list again (first load, `ready`/`reset` events, after actions, polling). */
   fetchAll (api, token) {
     return allPages({ get: (path, query) => api.get(path, query, token ? { token } : undefined) }, '/workflows', { limit: 100 })
   }
+
   replace (rows) {
     this.#rows = new Map(rows.map((w) => [w.id, w]))
     this.loaded = true
     this.#changed()
   }
+
   reload (api) {
     this.#reloading ??= (async () => {
       try {
@@ -40,6 +44,7 @@ export class WorkflowStore extends EventTarget {
     })()
     return this.#reloading
   }
+
   #changed () { this.dispatchEvent(new Event('change')) }
 }
 

@@ -9,7 +9,6 @@ import type { EventSink, StreamIdentity, StreamStart } from './settings.ts'
 
 const REPLAY_CHUNK = 100
 
-
 interface Held {
   id: number
   text: string
