@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { DEMO_TOKEN_LIFETIME_S, DEMO_USER_ID, demoToken } from '../services/demo-user.ts'
-import { inlineConfig, loadWebAssets, sendAsset, type Asset } from './web-assets.ts'
+import { inlineConfig, loadWebAssets, sendAsset } from './web-assets.ts'
 
 const require = createRequire(import.meta.url)
 export const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url))
@@ -95,8 +95,7 @@ async function dashboardPlugin (fastify: FastifyInstance): Promise<void> {
   const index = web.files.get('/index.html')!
   const sendIndex = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     setHeaders(reply)
-    const page: Asset = { ...index, ...inlineConfig(index.body, JSON.stringify(await dashboardConfig())) }
-    return sendAsset(request, reply, page, undefined)
+    return sendAsset(request, reply, inlineConfig(index.body, JSON.stringify(await dashboardConfig())), undefined)
   }
   fastify.get('/', { schema: { hide: true } }, sendIndex)
   fastify.get('/index.html', { schema: { hide: true } }, sendIndex)

@@ -75,12 +75,15 @@ export async function loadWebAssets (root: string): Promise<{ version: string, f
   return { version, files }
 }
 
-/** The page with the config as a JSON data block (not executed, so the CSP allows it). */
-export function inlineConfig (html: Buffer, json: string): Pick<Asset, 'body' | 'etag'> {
+/**
+ * The page with the config as a JSON data block (not executed, so the CSP allows it). Sent
+ * uncompressed: it is built per request and a few KB; the precompressed page lacks the config.
+ */
+export function inlineConfig (html: Buffer, json: string): Asset {
   // `<` escaped: the JSON cannot close the element (`</script>`) or open a comment.
   const block = `<script type="application/json" id="dashboard-config">${json.replace(/</g, '\\u003c')}</script>\n`
   const body = Buffer.from(html.toString('utf8').replace('</head>', `${block}</head>`))
-  return { body, etag: `"${hash(body)}"` }
+  return { body, type: TYPES['.html']!, etag: `"${hash(body)}"` }
 }
 
 function acceptsEncoding (header: string | undefined, enc: string): boolean {

@@ -89,6 +89,9 @@ t.test('the page carries the config inline: the same object as config.json, as d
   const again = await h.app.inject({ method: 'GET', url: '/', headers: { 'if-none-match': String(page.headers.etag) } })
   t.equal(again.statusCode, 304, 'unchanged page: 304')
   t.equal((await h.app.inject({ method: 'GET', url: '/index.html' })).body, page.body)
+  const br = await h.app.inject({ method: 'GET', url: '/', headers: { 'accept-encoding': 'gzip, deflate, br' } })
+  t.equal(br.headers['content-encoding'], undefined, 'built per request, sent as is')
+  t.match(br.body, /id="dashboard-config"/, 'a browser asking for brotli gets the config too')
 })
 
 t.test('the config inline cannot close its element', async (t) => {
