@@ -99,7 +99,10 @@ export function sendAsset (request: FastifyRequest, reply: FastifyReply, a: Asse
   const v = (request.query as { v?: unknown } | undefined)?.v
   reply.header('cache-control', version !== undefined && v === version ? IMMUTABLE : 'no-cache')
   reply.header('etag', etag)
-  if (a.br || a.gzip) reply.header('vary', 'accept-encoding')
+  if (a.br || a.gzip) {
+    const vary = reply.getHeader('vary') // kept: CORS may vary on Origin
+    reply.header('vary', vary ? `${String(vary)}, accept-encoding` : 'accept-encoding')
+  }
   const inm = request.headers['if-none-match']
   if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) return reply.code(304).send()
   reply.type(a.type)
