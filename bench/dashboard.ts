@@ -7,6 +7,8 @@
 //   cold: a new browser profile per load (nothing cached); warm: reloads in one tab (modules and
 //   the list revalidated by ETag).
 // Target (issue 13): < 1 s; the old guide: < 3 s. Prints figures; asserts nothing.
+// BENCH_BEFORE_DIR=<a checkout of an older commit, with node_modules> also runs that checkout's
+// service in the same run, each load alternating between the two, for before/after figures.
 //   npm run bench:dashboard            (BENCH_COLD=5 BENCH_WARM=15 to change the counts)
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -50,64 +52,96 @@ function summary (label: string, xs: Sample[]): string {
     return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]!
   }
   const f = (v: number): string => `${Math.round(v)} ms`
-  return `${label.padEnd(6)} n=${String(xs.length).padEnd(3)} shown: median ${f(q('shown', 0.5))}, p95 ${f(q('shown', 0.95))}, max ${f(q('shown', 1))} | ` +
+  return `${label.padEnd(11)} n=${String(xs.length).padEnd(3)} shown: median ${f(q('shown', 0.5))}, p95 ${f(q('shown', 0.95))}, max ${f(q('shown', 1))} | ` +
     `TTFB ${f(q('ttfb', 0.5))}, DOMContentLoaded ${f(q('dcl', 0.5))}, load ${f(q('load', 0.5))} (medians) | ${q('requests', 0.5)} requests`
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'workflow-sync-bench-dashboard-'))
-const port = await freePort()
-const server = spawn(process.execPath, [...PRODUCTION_NODE_FLAGS, 'src/server.ts'], {
-  env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', PGLITE_DIR: join(dir, 'pglite'), LOG_LEVEL: 'warn', NODE_ENV: 'development', N8N_API_URL: 'http://127.0.0.1:9/api/v1', N8N_API_KEY: 'none', RATE_LIMIT_MAX: '100000', DATABASE_URL: '', SUPABASE_URL: '', SUPABASE_JWT_SECRET: '', SUPABASE_ANON_KEY: '' },
-  stdio: ['ignore', 'ignore', 'inherit']
-})
-const base = `http://127.0.0.1:${port}`
-try {
-  // Up to 240 s, like the spawned-server tests: PGlite's first boot (migrations) is slow on a busy machine.
-  const deadline = Date.now() + 240_000
-  for (;;) {
-    if (await fetch(`${base}/health`).then((r) => r.ok, () => false)) break
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`the service did not start (exit code ${server.exitCode})`)
-    await sleep(250)
-  }
-  const cfg = await (await fetch(`${base}/dashboard/config.json`)).json() as { data_mode: string, demo: { access_token: string } | null }
-  if (!cfg.demo) throw new Error('no demo user: the bench needs the development default')
-  const auth = { authorization: `Bearer ${cfg.demo.access_token}`, 'content-type': 'application/json' }
-  const t0 = performance.now()
-  for (let i = 0; i < ROWS; i++) {
-    const r = await fetch(`${base}/workflows`, {
-      method: 'POST',
-      headers: auth,
-      body: JSON.stringify({ name: `Bench workflow ${String(i).padStart(2, '0')}`, nodes: [{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { httpMethod: 'POST', path: `bench-${i}` } }], connections: {}, settings: {} })
-    })
-    if (r.status !== 201) throw new Error(`POST /workflows → ${r.status} ${await r.text()}`)
-  }
-  const list = await fetch(`${base}/workflows?limit=100`, { headers: auth })
-  const listBytes = (await list.arrayBuffer()).byteLength
-  console.log(`service: embedded (${cfg.data_mode}), ${ROWS} workflows created in ${Math.round(performance.now() - t0)} ms; GET /workflows?limit=100 = ${listBytes} bytes`)
+interface Service { label: string, base: string, stop: () => Promise<void> }
 
-  const cold: Sample[] = []
-  for (let i = 0; i < COLD + 1; i++) {
-    const b = await launch()
-    try {
-      const s = await measure(await b.newPage(), `${base}/`, false)
-      if (i > 0) cold.push(s) // the first launch also warms the OS file cache and the service's JIT
-      if (process.env.BENCH_VERBOSE && i > 0) console.log(s.resources)
-    } finally { await b.close() }
+/** Starts `npm start`'s setup from `cwd` on a fresh PGlite directory and creates the workflows. */
+async function startService (label: string, cwd: string): Promise<Service> {
+  const dir = mkdtempSync(join(tmpdir(), 'workflow-sync-bench-dashboard-'))
+  const port = await freePort()
+  const server = spawn(process.execPath, [...PRODUCTION_NODE_FLAGS, 'src/server.ts'], {
+    cwd,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', PGLITE_DIR: join(dir, 'pglite'), LOG_LEVEL: 'warn', NODE_ENV: 'development', N8N_API_URL: 'http://127.0.0.1:9/api/v1', N8N_API_KEY: 'none', RATE_LIMIT_MAX: '100000', DATABASE_URL: '', SUPABASE_URL: '', SUPABASE_JWT_SECRET: '', SUPABASE_ANON_KEY: '' },
+    stdio: ['ignore', 'ignore', 'inherit']
+  })
+  const base = `http://127.0.0.1:${port}`
+  const stop = async (): Promise<void> => {
+    server.kill('SIGTERM')
+    await new Promise((resolve) => { if (server.exitCode !== null) resolve(null); else server.once('exit', resolve) })
+    rmSync(dir, { recursive: true, force: true })
   }
-  const warm: Sample[] = []
+  try {
+    // Up to 240 s, like the spawned-server tests: PGlite's first boot (migrations) is slow on a busy machine.
+    const deadline = Date.now() + 240_000
+    for (;;) {
+      if (await fetch(`${base}/health`).then((r) => r.ok, () => false)) break
+      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`${label}: the service did not start (exit code ${server.exitCode})`)
+      await sleep(250)
+    }
+    const cfg = await (await fetch(`${base}/dashboard/config.json`)).json() as { data_mode: string, demo: { access_token: string } | null }
+    if (!cfg.demo) throw new Error('no demo user: the bench needs the development default')
+    const auth = { authorization: `Bearer ${cfg.demo.access_token}`, 'content-type': 'application/json' }
+    const t0 = performance.now()
+    for (let i = 0; i < ROWS; i++) {
+      const r = await fetch(`${base}/workflows`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ name: `Bench workflow ${String(i).padStart(2, '0')}`, nodes: [{ name: 'Webhook', type: 'n8n-nodes-base.webhook', typeVersion: 2, position: [0, 0], parameters: { httpMethod: 'POST', path: `bench-${i}` } }], connections: {}, settings: {} })
+      })
+      if (r.status !== 201) throw new Error(`POST /workflows → ${r.status} ${await r.text()}`)
+    }
+    const list = await fetch(`${base}/workflows?limit=100`, { headers: auth })
+    const listBytes = (await list.arrayBuffer()).byteLength
+    console.log(`${label}: embedded (${cfg.data_mode}), ${ROWS} workflows created in ${Math.round(performance.now() - t0)} ms; GET /workflows?limit=100 = ${listBytes} bytes`)
+  } catch (err) { await stop(); throw err }
+  return { label, base, stop }
+}
+
+const beforeDir = process.env.BENCH_BEFORE_DIR
+const services: Service[] = []
+try {
+  if (beforeDir) services.push(await startService('before', beforeDir))
+  services.push(await startService(beforeDir ? 'after' : 'service', process.cwd()))
+
+  const cold = new Map<Service, Sample[]>(services.map((s) => [s, []]))
+  for (let i = 0; i < COLD + 1; i++) {
+    for (const svc of services) {
+      const b = await launch()
+      try {
+        const s = await measure(await b.newPage(), `${svc.base}/`, false)
+        if (i > 0) cold.get(svc)!.push(s) // the first launch also warms the OS file cache and the service's JIT
+        if (process.env.BENCH_VERBOSE && i > 0) console.log(svc.label, s.resources)
+      } finally { await b.close() }
+    }
+  }
+  const warm = new Map<Service, Sample[]>(services.map((s) => [s, []]))
   const b = await launch()
   try {
-    const page = await b.newPage()
-    await measure(page, `${base}/`, false)
-    for (let i = 0; i < WARM; i++) warm.push(await measure(page, `${base}/`, true))
-    if (page.errors.length) console.log(`console errors: ${page.errors.join(' | ')}`)
+    const pages = new Map<Service, Page & { errors: string[] }>()
+    for (const svc of services) {
+      const page = await b.newPage()
+      pages.set(svc, page)
+      await measure(page, `${svc.base}/`, false)
+    }
+    for (let i = 0; i < WARM; i++) {
+      for (const svc of services) {
+        const s = await measure(pages.get(svc)!, `${svc.base}/`, true)
+        warm.get(svc)!.push(s)
+        if (process.env.BENCH_VERBOSE && i === 0) console.log(svc.label, 'warm', s.resources)
+      }
+    }
+    for (const [svc, page] of pages) if (page.errors.length) console.log(`${svc.label}: console errors: ${page.errors.join(' | ')}`)
   } finally { await b.close() }
   console.log(`dashboard showing ${ROWS} workflows (navigation start → table on screen), Chromium ${'headless'}, 1280×800:`)
-  console.log(summary('cold', cold))
-  console.log(summary('warm', warm))
+  for (const svc of services) {
+    const prefix = services.length > 1 ? `${svc.label} ` : ''
+    console.log(summary(`${prefix}cold`, cold.get(svc)!))
+    console.log(summary(`${prefix}warm`, warm.get(svc)!))
+  }
   console.log('target < 1000 ms (issue 13); guide < 3000 ms')
 } finally {
-  server.kill('SIGTERM')
-  await new Promise((resolve) => { if (server.exitCode !== null) resolve(null); else server.once('exit', resolve) })
-  rmSync(dir, { recursive: true, force: true })
+  for (const svc of services) await svc.stop()
 }

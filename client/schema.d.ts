@@ -436,7 +436,7 @@ export interface paths {
         };
         /**
          * How the dashboard at / signs in and follows changes
-         * @description Public. `supabase` is set when SUPABASE_URL and SUPABASE_ANON_KEY are (the anon key is public by design). `demo` carries a token only in development on the generated secret (no SUPABASE_JWT_SECRET/SUPABASE_URL, NODE_ENV not production); it is null everywhere else.
+         * @description Public. `supabase` is set when SUPABASE_URL and SUPABASE_ANON_KEY are (the anon key is public by design). `demo` carries a token only in development on the generated secret (no SUPABASE_JWT_SECRET/SUPABASE_URL, NODE_ENV not production); it is null everywhere else. The page at / carries the same object inline.
          */
         get: operations["getDashboardConfig"];
         put?: never;

@@ -1,15 +1,18 @@
 // The reference dashboard at `/`: static ES modules from web/ (no build step), the chart library
 // (uPlot's ESM build) and supabase-js's browser build served straight from node_modules, and
 // GET /dashboard/config.json, which tells the page how to sign in and how to follow changes.
+// web/ is read once at boot and served from memory (see web-assets.ts): index.html carries the
+// config inline, so the page's first script can ask for /me and /workflows at once.
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { DEMO_TOKEN_LIFETIME_S, DEMO_USER_ID, demoToken } from '../services/demo-user.ts'
+import { inlineConfig, loadWebAssets, sendAsset } from './web-assets.ts'
 
 const require = createRequire(import.meta.url)
 export const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url))
@@ -50,11 +53,14 @@ async function dashboardPlugin (fastify: FastifyInstance): Promise<void> {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('referrer-policy', 'no-referrer')
   }
-  // `wildcard: false`: one route per file that exists at boot, so every other path keeps the
-  // API's problem+json 404 and no route of the API is shadowed. no-cache + ETag: a reload
-  // revalidates (304) instead of running stale modules after an upgrade.
-  await fastify.register(fastifyStatic, { root: WEB_ROOT, prefix: '/', wildcard: false, index: 'index.html', cacheControl: true, maxAge: 0, setHeaders })
-  await fastify.register(fastifyStatic, { root: UPLOT_DIST, prefix: '/vendor/uplot/', wildcard: false, decorateReply: false, allowedPath: (p) => /^\/?uPlot\.(esm\.js|min\.css)$/.test(p), setHeaders })
+  // One route per file of web/ that exists at boot, so every other path keeps the API's
+  // problem+json 404 and no route of the API is shadowed.
+  const web = await loadWebAssets(WEB_ROOT)
+  for (const [url, asset] of web.files) {
+    if (url === '/index.html') continue
+    fastify.get(url, { schema: { hide: true } }, async (request, reply) => { setHeaders(reply); return sendAsset(request, reply, asset, web.version) })
+  }
+  await fastify.register(fastifyStatic, { root: UPLOT_DIST, prefix: '/vendor/uplot/', wildcard: false, allowedPath: (p) => /^\/?uPlot\.(esm\.js|min\.css)$/.test(p), setHeaders })
   await fastify.register(fastifyStatic, { root: SUPABASE_UMD, prefix: '/vendor/supabase/', wildcard: false, decorateReply: false, allowedPath: (p) => /^\/?supabase\.js$/.test(p), setHeaders })
 
   // The demo token exists only where the service itself generated the secret (devAuth), which
@@ -68,18 +74,7 @@ async function dashboardPlugin (fastify: FastifyInstance): Promise<void> {
   }
 
   let features: { run: boolean, stats: boolean } | undefined
-  const app = fastify.withTypeProvider<ZodTypeProvider>()
-  app.get('/dashboard/config.json', {
-    schema: {
-      tags: ['operations'],
-      operationId: 'getDashboardConfig',
-      summary: 'How the dashboard at / signs in and follows changes',
-      description: 'Public. `supabase` is set when SUPABASE_URL and SUPABASE_ANON_KEY are (the anon key is public by design). `demo` carries a token only in development on the generated secret (no SUPABASE_JWT_SECRET/SUPABASE_URL, NODE_ENV not production); it is null everywhere else.',
-      security: [],
-      response: { 200: dashboardConfigSchema }
-    }
-  }, async (_request, reply) => {
-    reply.header('cache-control', 'no-store')
+  const dashboardConfig = async (): Promise<z.infer<typeof dashboardConfigSchema>> => {
     const d = demoEnabled ? await currentDemo() : undefined
     features ??= {
       run: fastify.hasRoute({ method: 'POST', url: '/workflows/:id/run' }),
@@ -92,6 +87,32 @@ async function dashboardPlugin (fastify: FastifyInstance): Promise<void> {
       supabase,
       demo: d ? { user_id: DEMO_USER_ID, access_token: d.token, expires_at: d.expiresAt } : null
     }
+  }
+
+  // The page with its config inline (the same answer as GET /dashboard/config.json): no round
+  // trip between the first script and the first API calls. Rebuilt per request (the demo token
+  // is renewed), revalidated by ETag.
+  const index = web.files.get('/index.html')!
+  const sendIndex = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    setHeaders(reply)
+    return sendAsset(request, reply, inlineConfig(index.body, JSON.stringify(await dashboardConfig())), undefined)
+  }
+  fastify.get('/', { schema: { hide: true } }, sendIndex)
+  fastify.get('/index.html', { schema: { hide: true } }, sendIndex)
+
+  const app = fastify.withTypeProvider<ZodTypeProvider>()
+  app.get('/dashboard/config.json', {
+    schema: {
+      tags: ['operations'],
+      operationId: 'getDashboardConfig',
+      summary: 'How the dashboard at / signs in and follows changes',
+      description: 'Public. `supabase` is set when SUPABASE_URL and SUPABASE_ANON_KEY are (the anon key is public by design). `demo` carries a token only in development on the generated secret (no SUPABASE_JWT_SECRET/SUPABASE_URL, NODE_ENV not production); it is null everywhere else. The page at / carries the same object inline.',
+      security: [],
+      response: { 200: dashboardConfigSchema }
+    }
+  }, async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return await dashboardConfig()
   })
 }
 

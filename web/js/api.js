@@ -1,6 +1,20 @@
+// @ts-check
 // The service's HTTP API from the browser: bearer token, JSON in and out, and every failure as a
 // ProblemError carrying the problem's title and detail (application/problem+json).
+// Checked by `npm run typecheck` (tsconfig.web.json) against the API's generated types.
+
+/** @typedef {import('../../client/schema.d.ts').components['schemas']['Problem']} Problem */
+/**
+ * @typedef {object} RequestOptions
+ * @property {unknown} [body] sent as JSON
+ * @property {Record<string, unknown>} [query] empty values left out
+ * @property {Record<string, string>} [headers]
+ * @property {string} [token] this bearer instead of getToken's ('' sends none)
+ * @property {boolean} [raw] the Response itself, unread
+ */
+
 export class ProblemError extends Error {
+  /** @param {Partial<Problem> & { title: string }} problem */
   constructor ({ title, detail, status, code, errors, requestId }) {
     super(detail ? `${title}: ${detail}` : title)
     this.title = title
@@ -12,12 +26,23 @@ export class ProblemError extends Error {
   }
 }
 
+/**
+ * @param {{ getToken?: () => Promise<string | null | undefined> | string | null | undefined, onUnauthorized?: (err: ProblemError) => void }} options
+ */
 export function createApi ({ getToken, onUnauthorized = () => {} }) {
+  /** @type {{ paths?: Record<string, any> } | undefined} */
   let spec
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {RequestOptions} [options]
+   * @returns {Promise<any>}
+   */
   async function request (method, path, { body, query, headers = {}, token, raw = false } = {}) {
     const url = new URL(path, location.origin)
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v))
     const bearer = token ?? (getToken ? await getToken() : undefined)
+    /** @type {Record<string, string>} */
     const h = { accept: 'application/json', ...headers }
     if (bearer) h.authorization = `Bearer ${bearer}`
     if (body !== undefined) h['content-type'] = 'application/json'
@@ -26,7 +51,7 @@ export function createApi ({ getToken, onUnauthorized = () => {} }) {
       // no-cache: always revalidate; the service's ETag turns an unchanged list into a 304.
       res = await fetch(url, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-cache' })
     } catch (err) {
-      throw new ProblemError({ title: 'The service is unreachable', detail: `${method} ${url.pathname}: ${err.message}`, code: 'network' })
+      throw new ProblemError({ title: 'The service is unreachable', detail: `${method} ${url.pathname}: ${err instanceof Error ? err.message : String(err)}`, code: 'network' })
     }
     if (raw) return res
     if (res.status === 204) return null
@@ -45,14 +70,17 @@ export function createApi ({ getToken, onUnauthorized = () => {} }) {
   }
   return {
     request,
+    /** @type {(path: string, query?: Record<string, unknown>, opts?: RequestOptions) => Promise<any>} */
     get: (path, query, opts) => request('GET', path, { ...opts, query }),
+    /** @type {(path: string, body?: unknown, opts?: RequestOptions) => Promise<any>} */
     post: (path, body, opts) => request('POST', path, { ...opts, body }),
+    /** @type {(path: string, opts?: RequestOptions) => Promise<any>} */
     del: (path, opts) => request('DELETE', path, opts),
     /** Which optional routes this server has (from its OpenAPI document). */
     async features () {
       spec ??= await request('GET', '/openapi.json', { token: '' }).catch(() => ({ paths: {} }))
-      const p = spec.paths ?? {}
-      const listParams = (p['/workflows']?.get?.parameters ?? []).map((x) => x.name)
+      const p = spec?.paths ?? {}
+      const listParams = (p['/workflows']?.get?.parameters ?? []).map((/** @type {{ name: string }} */ x) => x.name)
       return {
         run: Boolean(p['/workflows/{id}/run']?.post),
         workflowStats: Boolean(p['/workflows/{id}/stats']?.get),
@@ -63,7 +91,13 @@ export function createApi ({ getToken, onUnauthorized = () => {} }) {
   }
 }
 
-/** Every page of a cursor-paged list, up to maxPages. */
+/**
+ * Every page of a cursor-paged list, up to maxPages.
+ * @param {ReturnType<typeof createApi>} api
+ * @param {string} path
+ * @param {Record<string, unknown>} [query]
+ * @returns {Promise<any[]>}
+ */
 export async function allPages (api, path, query = {}, maxPages = 20) {
   const out = []
   let cursor

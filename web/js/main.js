@@ -68,7 +68,10 @@ function loadScript (src) {
 async function boot () {
   ctx.api = createApi({ getToken, onUnauthorized: (err) => { if (ctx.me) signOut(`Your session ended: ${err.title}${err.detail ? ` — ${err.detail}` : ''}`) } })
   try {
-    ctx.config = await ctx.api.get('/dashboard/config.json', {}, { token: '' })
+    // The server puts the config into the page (no round trip before /me and the list); the
+    // request is the fallback for a page served without it.
+    const inline = document.getElementById('dashboard-config')
+    ctx.config = inline ? JSON.parse(inline.textContent) : await ctx.api.get('/dashboard/config.json', {}, { token: '' })
   } catch (err) {
     clear($('view'), h('p', {}, 'The dashboard cannot reach the service.'))
     return showError(err)
