@@ -31,8 +31,9 @@ import { createPrivateCluster, freePort } from '../test/helpers/private-cluster.
 import type { PrivateCluster } from '../test/helpers/private-cluster.ts'
 import { openSse, waitFor } from '../test/helpers/sse.ts'
 import type { SseEvent, SseStream } from '../test/helpers/sse.ts'
+import { countsAndTruth } from './lib.ts'
 import { SimClient } from './sim-n8n.ts'
-import type { SimWorkflow, SimWorkflowDump, Truth } from './sim-n8n.ts'
+import type { SimWorkflow, SimWorkflowDump } from './sim-n8n.ts'
 
 const here = new URL('.', import.meta.url).pathname
 const JWT_SECRET = randomBytes(32).toString('hex')
@@ -258,17 +259,7 @@ interface SeededWf { id: string, n8nId: string }
 
 /** Counts and ledger equal the simulator's truth (execution_count, successful, failed). */
 async function mismatches (wfs: SeededWf[], ledger = true): Promise<{ ids: Set<string>, over: number, example: string }> {
-  const truth = await sim.request<Truth>({ op: 'truth', workflowIds: wfs.map((w) => w.n8nId) })
-  const r = await withDb((c) => c.query<{ id: string, n: number, ok: number, failed: number, ln: string, lok: string, lfailed: string }>(
-    `select w.id, w.execution_count as n, w.successful_executions as ok, w.failed_executions as failed,
-            coalesce(l.n, 0) as ln, coalesce(l.ok, 0) as lok, coalesce(l.failed, 0) as lfailed
-       from mvp_workflows w
-       left join (select workflow_id, count(*) filter (where count_category is not null) as n,
-                         count(*) filter (where count_category = 'success') as ok,
-                         count(*) filter (where count_category = 'failed') as failed
-                    from workflow_executions where workflow_id = any($1::uuid[]) group by workflow_id) l on l.workflow_id = w.id
-      where w.id = any($1::uuid[])`, [wfs.map((w) => w.id)]))
-  const byId = new Map(r.rows.map((x) => [x.id, x]))
+  const { truth, byId } = await withDb((c) => countsAndTruth(c, sim, wfs))
   const ids = new Set<string>()
   let over = 0
   let example = ''

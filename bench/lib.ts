@@ -7,6 +7,7 @@ import autocannon from 'autocannon'
 import { SignJWT } from 'jose'
 import pg from 'pg'
 import type { SimClient, SimWorkflow, Truth } from './sim-n8n.ts'
+import { userTag } from '../src/lib/user-tag.ts'
 
 /** The heap flags `npm start` and the Docker image run the service with (see package.json). */
 export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=256']
@@ -165,7 +166,7 @@ export class BenchDatabases {
 export interface BenchWf { id: string, n8nId: string }
 export interface BenchUser { id: string, tag: string, token: string, workflows: BenchWf[] }
 
-export const userTag = (userId: string): string => `[USR-${userId.replace(/-/g, '').slice(0, 8)}]`
+export { userTag } from '../src/lib/user-tag.ts'
 
 /**
  * Users with a signed token each and `perUser` workflows (row ids fixed here, so that databases
@@ -207,13 +208,13 @@ export function simWorkflows (users: BenchUser[]): SimWorkflow[] {
   return users.flatMap((u) => u.workflows.map((w, j) => ({ id: w.n8nId, name: `${u.tag} flow ${j}`, active: false, rowId: w.id, userId: u.id })))
 }
 
-/**
- * Workflows (of these) whose counts or ledger differ from the simulator's truth; 0 = exact.
- * `wfs`: row id and n8n id of each.
- */
-export async function ledgerMismatches (c: pg.Client, sim: SimClient, wfs: BenchWf[]): Promise<number> {
+/** A workflow's counts (n, ok, failed) and its ledger's (ln, lok, lfailed), as Postgres returns them. */
+export interface CountsRow { id: string, n: string, ok: string, failed: string, ln: string, lok: string, lfailed: string }
+
+/** The simulator's truth for these workflows and their rows' counts beside their ledger's. */
+export async function countsAndTruth (c: pg.Client, sim: SimClient, wfs: BenchWf[]): Promise<{ truth: Truth, byId: Map<string, CountsRow> }> {
   const truth = await sim.request<Truth>({ op: 'truth', workflowIds: wfs.map((w) => w.n8nId) })
-  const r = await c.query<{ id: string, n: string, ok: string, failed: string, ln: string, lok: string, lfailed: string }>(
+  const r = await c.query<CountsRow>(
     `select w.id, w.execution_count as n, w.successful_executions as ok, w.failed_executions as failed,
             coalesce(l.n, 0) as ln, coalesce(l.ok, 0) as lok, coalesce(l.failed, 0) as lfailed
        from mvp_workflows w
@@ -222,7 +223,15 @@ export async function ledgerMismatches (c: pg.Client, sim: SimClient, wfs: Bench
                          count(*) filter (where count_category = 'failed') as failed
                     from workflow_executions where workflow_id = any($1::uuid[]) group by workflow_id) l on l.workflow_id = w.id
       where w.id = any($1::uuid[])`, [wfs.map((w) => w.id)])
-  const byId = new Map(r.rows.map((x) => [x.id, x]))
+  return { truth, byId: new Map(r.rows.map((x) => [x.id, x])) }
+}
+
+/**
+ * Workflows (of these) whose counts or ledger differ from the simulator's truth; 0 = exact.
+ * `wfs`: row id and n8n id of each.
+ */
+export async function ledgerMismatches (c: pg.Client, sim: SimClient, wfs: BenchWf[]): Promise<number> {
+  const { truth, byId } = await countsAndTruth(c, sim, wfs)
   let mismatches = 0
   for (const w of wfs) {
     const t = (truth[w.n8nId] ?? [0, 0, 0]).join()
