@@ -32,8 +32,12 @@ export interface PoolStats {
 
 export interface Database {
   readonly kind: 'pg' | 'pglite'
-  /** Statements as the connecting owner (migrations, health checks). */
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>
+  /**
+   * Statements as the connecting owner (migrations, health checks, the service's bookkeeping
+   * reads). With `name`, a prepared statement: parsed and planned once per connection (for a hot
+   * statement whose text never changes; the name must be unique to that text).
+   */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[], opts?: { name?: string }): Promise<QueryResult<R>>
   /** Runs a multi-statement script, then fn, in one transaction as the owner (migrations). */
   execScript(script: string, fn?: (tx: Queryable) => Promise<void>): Promise<void>
   /** A transaction as role `authenticated` with `request.jwt.claims` set, as PostgREST does. */

@@ -3,6 +3,7 @@ import type { Database } from './database.ts'
 import { PgDatabase } from './pg-database.ts'
 import type { PgDatabaseOptions } from './pg-database.ts'
 import { PgliteDatabase } from './pglite-database.ts'
+import { isTransactionPooler } from './pooler.ts'
 
 type DbConfig = Pick<Config, 'DATABASE_URL' | 'DATABASE_POOL_MAX' | 'PGLITE_DIR'> & Partial<Pick<Config, 'DATABASE_CONNECT_TIMEOUT_MS' | 'DATABASE_STATEMENT_TIMEOUT_MS'>>
 
@@ -11,6 +12,7 @@ export async function openDatabase (config: DbConfig, logger?: PgDatabaseOptions
     return new PgDatabase({
       connectionString: config.DATABASE_URL,
       max: config.DATABASE_POOL_MAX,
+      preparedStatements: !isTransactionPooler(config.DATABASE_URL),
       ...(config.DATABASE_CONNECT_TIMEOUT_MS ? { connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS } : {}),
       ...(config.DATABASE_STATEMENT_TIMEOUT_MS ? { statementTimeoutMillis: config.DATABASE_STATEMENT_TIMEOUT_MS } : {}),
       ...(logger ? { logger } : {})

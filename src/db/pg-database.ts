@@ -18,6 +18,11 @@ export interface PgDatabaseOptions {
   /** Server-side statement_timeout of the request pool (default 15 000 ms). */
   statementTimeoutMillis?: number
   applicationName?: string
+  /**
+   * Named prepared statements (Database.query's `name`); default true. Off behind a transaction
+   * pooler, where the next statement may land on a server session that never saw the prepare.
+   */
+  preparedStatements?: boolean
   /** Where connection losses are reported (default: nowhere; they never throw). */
   logger?: { warn(obj: object, msg?: string): void, info(obj: object, msg?: string): void }
 }
@@ -28,6 +33,7 @@ export class PgDatabase implements Database {
   readonly kind = 'pg' as const
   readonly pool: pg.Pool
   private readonly max: number
+  private readonly prepared: boolean
 
   private readonly log: NonNullable<PgDatabaseOptions['logger']>
   /** Fails acquisitions at once while the database is unreachable (connect-latch.ts). */
@@ -35,6 +41,7 @@ export class PgDatabase implements Database {
 
   constructor (opts: PgDatabaseOptions) {
     this.max = opts.max ?? 10
+    this.prepared = opts.preparedStatements !== false
     this.log = opts.logger ?? NOOP_LOG
     const statementTimeout = opts.statementTimeoutMillis ?? 15_000
     const connectTimeout = opts.connectionTimeoutMillis ?? 5000
@@ -112,10 +119,10 @@ export class PgDatabase implements Database {
   }
 
   /** pool.query through the latch (same release rule: a client whose statement failed is dropped). */
-  private async poolQuery (text: string, params?: unknown[]): Promise<pg.QueryResult> {
+  private async poolQuery (text: string, params?: unknown[], name?: string): Promise<pg.QueryResult> {
     const client = await this.connect(this.pool)
     try {
-      const res = await client.query(text, params)
+      const res = name === undefined || !this.prepared ? await client.query(text, params) : await client.query({ name, text, values: params ?? [] })
       client.release()
       return res
     } catch (err) {
@@ -124,9 +131,9 @@ export class PgDatabase implements Database {
     }
   }
 
-  async query<R> (sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+  async query<R> (sql: string, params?: unknown[], opts?: { name?: string }): Promise<QueryResult<R>> {
     try {
-      const res = await this.poolQuery(sql, params as unknown[])
+      const res = await this.poolQuery(sql, params as unknown[], opts?.name)
       return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 }
     } catch (err) {
       throw connectionProblem(err)

@@ -31,7 +31,8 @@ export class PgliteDatabase implements Database {
     return new PgliteDatabase(db)
   }
 
-  query<R> (sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+  // `name` (a prepared statement) is for server Postgres's round trips; PGlite runs in process.
+  query<R> (sql: string, params?: unknown[], _opts?: { name?: string }): Promise<QueryResult<R>> {
     return this.mutex.run(async () => {
       const res = await this.db.query<R>(sql, params as unknown[], queryOptions)
       return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length }
