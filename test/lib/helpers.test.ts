@@ -4,6 +4,7 @@ import { decodeCursor, encodeCursor } from '../../src/lib/cursor.ts'
 import { hasUserTag, n8nName, userTag } from '../../src/lib/user-tag.ts'
 import { markerFor, readMarker } from '../../src/lib/marker.ts'
 import { isUuid } from '../../src/lib/ids.ts'
+import { BatchedLookup } from '../../src/lib/batched-lookup.ts'
 
 function gate (): { promise: Promise<void>, open(): void } {
   let open!: () => void
@@ -79,4 +80,43 @@ t.test('ids: canonical UUIDs only', async (t) => {
   t.ok(isUuid('ABCDEF01-1111-4111-8111-111111111111'))
   t.notOk(isUuid('11111111111111111111111111111111----'))
   t.notOk(isUuid(42))
+})
+
+t.test('batched lookup: callers that ask while a batch is in flight go together in the next one', async (t) => {
+  const batches: string[][] = []
+  const gates: Array<{ promise: Promise<void>, open(): void }> = []
+  const lookup = new BatchedLookup(async (keys) => {
+    batches.push(keys)
+    const g = gate()
+    gates.push(g)
+    await g.promise
+    return keys.map((k) => `${k}@${batches.length}`)
+  })
+  const first = lookup.get('a')
+  t.same(batches, [['a']], 'idle: the first caller is sent at once')
+  const waiting = [lookup.get('b'), lookup.get('a'), lookup.get('c'), lookup.get('b')]
+  t.same(batches, [['a']], 'nothing else is sent while a batch is in flight')
+  gates[0]!.open()
+  t.equal(await first, 'a@1')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(batches, [['a'], ['b', 'a', 'c']], 'the waiting keys go in the next batch, each once')
+  gates[1]!.open()
+  t.same(await Promise.all(waiting), ['b@2', 'a@2', 'c@2', 'b@2'], 'a caller that asked while batch 1 was out gets batch 2\'s answer')
+})
+
+t.test('batched lookup: a failed batch fails its callers only; a short answer is a failure', async (t) => {
+  let calls = 0
+  const lookup = new BatchedLookup(async (keys: string[]) => {
+    calls++
+    if (calls === 1) throw new Error('database down')
+    if (calls === 2) return keys.slice(1)
+    return keys.map((k) => k.toUpperCase())
+  })
+  await t.rejects(lookup.get('x'), /database down/)
+  const two = [lookup.get('y'), lookup.get('z')]
+  await t.rejects(two[0]!, /answered 0 values for 1 keys/)
+  t.same(await Promise.all([two[1], lookup.get('w')]), ['Z', 'W'], 'the next batches are served')
+  const big = new BatchedLookup(async (keys: string[]) => keys.map(() => keys.length), { maxBatch: 2 })
+  const g = [big.get('1'), big.get('2'), big.get('3'), big.get('4'), big.get('5')]
+  t.same(await Promise.all(g), [1, 2, 2, 2, 2], 'the first alone (idle), then at most maxBatch keys per batch')
 })
