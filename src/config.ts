@@ -60,6 +60,8 @@ export const configSchema = z.object({
   LIVE_SYNC_INTERVAL_MS: intWithDefault(2000, 0, 3_600_000),
   // The leader's scheduled cleanup (same rules as POST /cleanup); 0 turns it off.
   CLEANUP_INTERVAL_MINUTES: intWithDefault(1440, 0, 525_600),
+  // GET /workflows answers kept in memory while nothing on them changed (Postgres modes); 0 turns it off.
+  WORKFLOW_LIST_CACHE_MB: intWithDefault(16, 0, 4096),
   // Where POST /workflows/{id}/run calls n8n's production webhooks; default: N8N_API_URL's origin + /webhook.
   N8N_WEBHOOK_URL: optionalUrl
 })

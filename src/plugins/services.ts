@@ -1,6 +1,10 @@
 import fp from 'fastify-plugin'
+import { Counter, Gauge } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { METRIC_PREFIX } from './metrics.ts'
 import type { FastifyInstance } from 'fastify'
 import { WorkflowService } from '../services/workflow-service.ts'
+import { WorkflowListCache } from '../services/workflow-list-cache.ts'
 import type { WorkflowServiceOptions } from '../services/workflow-service.ts'
 import { SyncEngine } from '../sync/engine.ts'
 import type { SyncHooks } from '../sync/types.ts'
@@ -28,15 +32,46 @@ export interface ServicesPluginOptions {
   syncHooks?: SyncHooks
 }
 
+/** The list cache's figures, read on every scrape (nothing is exported while it is off). */
+function listCacheMetrics (registry: Registry, service: WorkflowService): void {
+  const name = `${METRIC_PREFIX}workflow_list_cache`
+  let seen = { hits: 0, misses: 0 }
+  registry.registerMetric(new Counter({
+    name: `${name}_lookups_total`,
+    registers: [], // registerMetric adds it to this app's registry (never prom-client's global one)
+    help: 'GET /workflows answers looked up in the list cache, by result (hit: served from memory after the stamp check; miss: read from the database)',
+    labelNames: ['result'] as const,
+    collect () {
+      const s = service.listCacheStats()
+      if (!s) return
+      if (s.hits > seen.hits) this.inc({ result: 'hit' }, s.hits - seen.hits)
+      if (s.misses > seen.misses) this.inc({ result: 'miss' }, s.misses - seen.misses)
+      seen = { hits: s.hits, misses: s.misses }
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: `${name}_bytes`,
+    registers: [],
+    help: 'Bytes of GET /workflows answers held by the list cache (bounded by WORKFLOW_LIST_CACHE_MB)',
+    collect () {
+      const s = service.listCacheStats()
+      if (s) this.set(s.bytes)
+    }
+  }))
+}
+
 async function servicesPlugin (app: FastifyInstance, opts: ServicesPluginOptions): Promise<void> {
+  const listCache = new WorkflowListCache({ maxBytes: app.config.WORKFLOW_LIST_CACHE_MB * 1024 * 1024 })
   const workflowService = new WorkflowService({
     store: app.store,
     n8n: app.n8n,
     logger: app.log.child({ component: 'workflows' }),
     idempotencyTtlHours: app.config.IDEMPOTENCY_TTL_HOURS,
+    listCache,
     ...opts.workflowHooks
   })
   app.decorate('workflowService', workflowService)
+  if (app.hasDecorator('metrics')) listCacheMetrics(app.metrics.registry, workflowService)
   app.decorate('syncEngine', new SyncEngine({
     store: app.store,
     n8n: app.n8n,

@@ -11,6 +11,7 @@ import { notFound, WorkflowDeployer } from './workflow-deploy.ts'
 import type { DeployOptions, Logger, WorkflowN8n } from './workflow-deploy.ts'
 import { decodeCursor, encodeCursor } from '../lib/cursor.ts'
 import { isUuid } from '../lib/ids.ts'
+import type { WorkflowListCache, WorkflowListCacheStats } from './workflow-list-cache.ts'
 
 export interface WorkflowServiceOptions {
   /** Where workflows live (Postgres or Supabase). */
@@ -18,6 +19,8 @@ export interface WorkflowServiceOptions {
   n8n: WorkflowN8n
   logger: Logger
   idempotencyTtlHours?: number
+  /** GET /workflows answers kept while their stamp holds (stores with list stamps only). */
+  listCache?: WorkflowListCache
   /** Test seam: runs after n8n created a workflow and before the database records it. */
   afterN8nCreate?: (row: WorkflowRow, created: N8nWorkflow) => Promise<void> | void
 }
@@ -73,6 +76,12 @@ function listItem (row: store.ListedWorkflowRow): WorkflowListItem {
   return rest
 }
 
+/** GET /workflows' answer: the JSON bytes and the page's tag (see WorkflowService.listAnswer). */
+export interface ListAnswer {
+  readonly json: Buffer
+  readonly tag: string | null
+}
+
 type ListQuery = { limit: number, cursor?: string | undefined, status?: string | undefined, active?: boolean | undefined, include?: 'definition' | undefined }
 
 function listFilter (q: ListQuery): WorkflowListQuery {
@@ -82,6 +91,11 @@ function listFilter (q: ListQuery): WorkflowListQuery {
   if (q.status) filter.status = q.status
   if (q.active !== undefined) filter.active = q.active
   return filter
+}
+
+// Everything of the query that shapes the page; the cursor, the one free-form part, comes last.
+function listCacheKey (userId: string, q: ListQuery): string {
+  return `${userId}|${q.limit}|${q.include ?? ''}|${q.status ?? ''}|${q.active ?? ''}|${q.cursor ?? ''}`
 }
 
 function userIdOf (scope: Scope): string {
@@ -94,40 +108,48 @@ export class WorkflowService {
   private readonly n8n: WorkflowN8n
   private readonly ttlHours: number
   private readonly deployer: WorkflowDeployer
+  private readonly listCache: WorkflowListCache | undefined
 
   constructor (opts: WorkflowServiceOptions) {
     this.store = opts.store
     this.n8n = opts.n8n
     this.ttlHours = opts.idempotencyTtlHours ?? 24
+    this.listCache = opts.listCache
     this.deployer = new WorkflowDeployer({ store: this.store, n8n: opts.n8n, logger: opts.logger, afterN8nCreate: opts.afterN8nCreate })
   }
 
-  async list (scope: Scope, q: ListQuery): Promise<ListResult> {
-    return (await this.listPage(scope, q)).page
+  /**
+   * A page of the caller's workflows as the JSON bytes of the answer, with its tag: the rows'
+   * `id:row_version,...` (the page and the row that tells whether a next page exists), or null
+   * when the store has no row versions. With a store that has list stamps, answers come from the
+   * list cache while the caller's stamp has not moved (one index lookup instead of the page).
+   */
+  async listAnswer (scope: Scope, q: ListQuery): Promise<ListAnswer> {
+    const userId = userIdOf(scope)
+    const cache = this.listCache
+    if (!cache?.enabled || !this.store.workflowListStamp) return await this.readListAnswer(scope, q)
+    // Read before the page: a page read after the stamp is at least as new as the stamp says.
+    const stamp = await this.store.workflowListStamp(scope)
+    const key = listCacheKey(userId, q)
+    const hit = cache.get(key, stamp)
+    if (hit !== undefined) return hit
+    const answer = await this.readListAnswer(scope, q)
+    cache.set(key, { stamp, ...answer })
+    return answer
   }
 
-  /**
-   * The page and its tag: `id:row_version,...` of the rows read (the page and the one that tells
-   * whether a next page exists), or null when the store has no row versions. listTag reads the
-   * same tag without the rows.
-   */
-  async listPage (scope: Scope, q: ListQuery): Promise<{ page: ListResult, tag: string | null }> {
-    userIdOf(scope)
+  /** The list cache's figures (metrics), or null without one. */
+  listCacheStats (): WorkflowListCacheStats | null {
+    return this.listCache?.enabled ? this.listCache.stats() : null
+  }
+
+  private async readListAnswer (scope: Scope, q: ListQuery): Promise<ListAnswer> {
     const rows = await this.store.listWorkflows(scope, listFilter(q))
     const page = rows.slice(0, q.limit)
     const last = page[page.length - 1]
+    const body: ListResult = { data: page.map(listItem), next_cursor: rows.length > q.limit && last ? encodeWorkflowCursor(last) : null }
     const tag = rows.every((r) => r.row_version !== undefined) ? rows.map((r) => `${r.id}:${r.row_version}`).join(',') : null
-    return {
-      page: { data: page.map(listItem), next_cursor: rows.length > q.limit && last ? encodeWorkflowCursor(last) : null },
-      tag
-    }
-  }
-
-  /** listPage's tag for the same query, without reading the rows; null when the store cannot. */
-  async listTag (scope: Scope, q: ListQuery): Promise<string | null> {
-    userIdOf(scope)
-    if (!this.store.workflowListTag) return null
-    return await this.store.workflowListTag(scope, listFilter(q))
+    return { json: Buffer.from(JSON.stringify(body)), tag }
   }
 
   async get (scope: Scope, id: string): Promise<Workflow> {

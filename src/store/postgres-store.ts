@@ -10,6 +10,7 @@
 // `select public.<fn>(p_a => $1::<type>, ...)`. Locks are session advisory locks.
 import type { Database, PoolStats, Queryable } from '../db/database.ts'
 import { databaseProblem } from '../db/errors.ts'
+import { BatchedLookup } from '../lib/batched-lookup.ts'
 import type { Workflow } from '../schemas/workflow.ts'
 import * as eventSql from './event-store.ts'
 import { OperationStore } from './operation-store.ts'
@@ -45,9 +46,16 @@ function paramOf (arg: Arg): unknown {
 export class PostgresStore extends OperationStore {
   readonly db: Database
 
+  // The list stamps of concurrent GET /workflows requests, one round trip per batch.
+  private readonly listStamps: BatchedLookup<string>
+
   constructor (db: Database) {
     super()
     this.db = db
+    this.listStamps = new BatchedLookup(async (userIds) => {
+      const res = await db.query<{ stamp: string }>(sql.LIST_STAMPS.text, [userIds], { name: sql.LIST_STAMPS.name })
+      return res.rows.map((r) => r.stamp)
+    })
   }
 
   get kind (): 'pg' | 'pglite' {
@@ -109,9 +117,13 @@ export class PostgresStore extends OperationStore {
     return this.read(scope, (t) => sql.listWorkflows(t, filter))
   }
 
-  workflowListTag (scope: Scope, q: WorkflowListQuery): Promise<string> {
-    const filter = listFilter(scope, q)
-    return this.read(scope, (t) => sql.listWorkflowTag(t, filter))
+  async workflowListStamp (scope: Scope): Promise<string> {
+    const userId = userIdOf(scope)
+    try {
+      return await this.listStamps.get(userId)
+    } catch (err) {
+      throw databaseProblem(err)
+    }
   }
 
   getWorkflow (scope: Scope, id: string): Promise<WorkflowRow | undefined> {

@@ -112,10 +112,11 @@ export interface Store {
   /** The caller's workflows, newest first (created_at desc, id desc). */
   listWorkflows(scope: Scope, q: WorkflowListQuery): Promise<ListedWorkflowRow[]>
   /**
-   * Optional: the page listWorkflows would answer as `id:row_version,...` (row_version as in its
-   * rows), read without the rows: a cheap If-None-Match check. Stores without row versions omit it.
+   * Optional: a stamp of the caller's workflows that moves whenever one of them is inserted,
+   * updated or deleted (anywhere: this process, another replica, the Data API). A page read after
+   * the stamp is current while the stamp is unchanged. Stores without an event log omit it.
    */
-  workflowListTag?(scope: Scope, q: WorkflowListQuery): Promise<string>
+  workflowListStamp?(scope: Scope): Promise<string>
   /** One workflow (user: their own; service: any). */
   getWorkflow(scope: Scope, id: string): Promise<WorkflowRow | undefined>
   /** Atomic: claim the idempotency key, insert the `pending` row, link it (create_workflow). */

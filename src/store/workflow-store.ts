@@ -46,8 +46,8 @@ function listWhere (f: ListFilter): { where: string, params: unknown[] } {
 }
 
 // row_version (xmin: the transaction that wrote this version of the row) changes with every
-// insert and update, so the page's ids and row versions are a validator for GET /workflows that
-// listWorkflowTag reads without the rows themselves (src/routes/workflows/conditional.ts).
+// insert and update, so the page's ids and row versions are a validator for GET /workflows (its
+// ETag: src/routes/workflows/conditional.ts).
 export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<ListedWorkflowRow[]> {
   const { where, params } = listWhere(f)
   const res = await tx.query<ListedWorkflowRow>(
@@ -57,15 +57,19 @@ export async function listWorkflows (tx: Queryable, f: ListFilter): Promise<List
   return res.rows
 }
 
-/** The same page as listWorkflows, as `id:row_version,...` in page order (see listPageTag). */
-export async function listWorkflowTag (tx: Queryable, f: ListFilter): Promise<string> {
-  const { where, params } = listWhere(f)
-  const res = await tx.query<{ tag: string }>(
-    `select coalesce(string_agg(id::text || ':' || v, ',' order by created_at desc, id desc), '') as tag
-     from (select id, created_at, xmin::text as v from public.mvp_workflows where ${where}
-           order by created_at desc, id desc limit $${params.length}) page`, params)
-  return res.rows[0]?.tag ?? ''
-}
+// A user's list stamp: the newest id in the event log for the user. The mvp_workflows trigger logs
+// every insert, update and delete of a row, in commit order (migrations/20250110000000), so while
+// the stamp has not moved none of the user's rows has changed: a page read after the stamp is
+// still the current page (src/services/workflow-list-cache.ts). The retention purge only removes
+// the oldest ids, so it can move the stamp (a miss), never bring an earlier one back.
+// Read with the service's (owner's) credential as a prepared statement, for many users at once
+// (BatchedLookup): one index lookup per user, no RLS preamble to parse and plan (bench/api.ts).
+// It tells the caller nothing but "changed or not".
+export const LIST_STAMPS = {
+  name: 'workflow_list_stamps_v1',
+  text: `select coalesce((select max(e.id) from public.workflow_events e where e.user_id = u), 0)::text as stamp
+         from unnest($1::uuid[]) with ordinality as t(u, i) order by i`
+} as const
 
 export async function getWorkflow (tx: Queryable, userId: string | null, id: string, forUpdate = false): Promise<WorkflowRow | undefined> {
   const lock = forUpdate ? ' for update' : ''

@@ -60,6 +60,7 @@ t.test('Postgres stops and starts under the running app', async (t) => {
 
   const before = await create('before the restart')
   t.equal(before.status, 201, 'a write before the stop')
+  t.equal((await get('/workflows')).status, 200, 'a read before the stop (its answer is now in the list cache)')
   const stream = await openSse(base, u.auth)
   t.equal(stream.status, 200, '/events stream open')
   await waitFor(() => stream.events.some((e) => e.event === 'ready'), 10_000, 'the stream sent ready')

@@ -219,6 +219,44 @@ export function storeContract (t: Test, label: string, make: () => Promise<Store
       t.equal(await store.getWorkflow(serviceScope, w.id), undefined)
     })
 
+    t.test('workflowListStamp: moves with every change to the caller\'s rows, whoever makes it; not with another user\'s', async (t) => {
+      if (store.kind === 'supabase') {
+        t.equal(store.workflowListStamp, undefined, 'Supabase: no event log to stamp from (GET /workflows reads every time)')
+        return
+      }
+      const stampOf = store.workflowListStamp!.bind(store)
+      const a = await newUserScope()
+      const b = await newUserScope()
+      const stamps = [await stampOf(a.scope)]
+      const moved = async (what: string) => {
+        const now = await stampOf(a.scope)
+        t.not(now, stamps[stamps.length - 1], `${what}: the stamp moved`)
+        t.notOk(stamps.includes(now), `${what}: to a stamp never seen before`)
+        stamps.push(now)
+      }
+      const w = await created(store, a.scope, 'stamped')
+      await moved('create')
+      t.equal(await stampOf(a.scope), stamps[stamps.length - 1], 'no change: the same stamp')
+      await store.setWorkflowActive(a.scope, w.id, true)
+      await moved('a recorded outcome')
+      await db.query('update public.mvp_workflows set execution_count = execution_count + 1 where id = $1', [w.id])
+      await moved('a write as the owner (a sync, another replica)')
+      const before = await stampOf(a.scope)
+      const other = await created(store, b.scope, 'someone else')
+      await db.query('update public.mvp_workflows set name = name where id = $1', [other.id])
+      t.equal(await stampOf(a.scope), before, 'another user\'s rows leave the stamp alone')
+      await db.query('update public.mvp_workflows set user_id = $1 where id = $2', [b.id, w.id])
+      await moved('a row moved to another user')
+      const bBefore = await stampOf(b.scope)
+      await db.query('update public.mvp_workflows set user_id = $1 where id = $2', [a.id, w.id])
+      await moved('a row moved back')
+      t.not(await stampOf(b.scope), bBefore, 'and the other user\'s stamp moved too')
+      t.equal(await store.deleteWorkflow(a.scope, w.id), true)
+      await moved('delete')
+      const [x, y] = await Promise.all([stampOf(a.scope), stampOf(b.scope)])
+      t.same([x, y], [await stampOf(a.scope), await stampOf(b.scope)], 'concurrent lookups answer each caller its own stamp')
+    })
+
     t.test('withLock: one holder at a time; waits; released on errors', async (t) => {
       const a = await newUserScope()
       const wf = randomUUID()

@@ -1,0 +1,80 @@
+// GET /workflows answers kept in memory, per user and query, as the bytes that were sent. An entry
+// is served only while the user's list stamp (Store.workflowListStamp) is the one read before its
+// page was: the stamp moves with every change to one of the user's rows, wherever it was made, so
+// a served entry is exactly the page a fresh read would give. See README.md beside this file.
+// This file must not import Fastify.
+
+export interface CachedListAnswer {
+  /** The user's list stamp read before the page was. */
+  readonly stamp: string
+  /** The answer's JSON, UTF-8. */
+  readonly json: Buffer
+  /** The page's `id:row_version,...` (its ETag's source), or null. */
+  readonly tag: string | null
+}
+
+export interface WorkflowListCacheStats {
+  entries: number
+  bytes: number
+  hits: number
+  misses: number
+}
+
+export class WorkflowListCache {
+  readonly maxBytes: number
+  readonly maxEntries: number
+  // Map order is the LRU order: a hit moves its entry to the young end.
+  readonly #entries = new Map<string, CachedListAnswer>()
+  #bytes = 0
+  readonly #stats = { hits: 0, misses: 0 }
+
+  constructor (opts: { maxBytes: number, maxEntries?: number }) {
+    this.maxBytes = Math.max(0, opts.maxBytes)
+    this.maxEntries = Math.max(1, opts.maxEntries ?? 10_000)
+  }
+
+  get enabled (): boolean {
+    return this.maxBytes > 0
+  }
+
+  /** The entry for `key` if it was stored under this stamp; an entry of an older stamp is dropped. */
+  get (key: string, stamp: string): CachedListAnswer | undefined {
+    const hit = this.#entries.get(key)
+    if (hit === undefined || hit.stamp !== stamp) {
+      if (hit !== undefined) this.remove(key, hit)
+      this.#stats.misses++
+      return undefined
+    }
+    this.#stats.hits++
+    this.#entries.delete(key)
+    this.#entries.set(key, hit)
+    return hit
+  }
+
+  /** Keeps an answer (the oldest go beyond the bounds; one larger than a tenth of them is not kept). */
+  set (key: string, answer: CachedListAnswer): void {
+    if (!this.enabled || answer.json.length > this.maxBytes / 10) return
+    const old = this.#entries.get(key)
+    if (old !== undefined) this.remove(key, old)
+    this.#entries.set(key, answer)
+    this.#bytes += answer.json.length
+    for (const [k, v] of this.#entries) {
+      if (this.#bytes <= this.maxBytes && this.#entries.size <= this.maxEntries) break
+      this.remove(k, v)
+    }
+  }
+
+  clear (): void {
+    this.#entries.clear()
+    this.#bytes = 0
+  }
+
+  stats (): WorkflowListCacheStats {
+    return { entries: this.#entries.size, bytes: this.#bytes, ...this.#stats }
+  }
+
+  private remove (key: string, answer: CachedListAnswer): void {
+    this.#entries.delete(key)
+    this.#bytes -= answer.json.length
+  }
+}
