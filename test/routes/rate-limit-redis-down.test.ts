@@ -38,6 +38,8 @@ t.test('Redis stops and starts under the running app', async (t) => {
   const watcher = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => 100, enableOfflineQueue: false })
   watcher.on('error', () => {})
   t.teardown(() => { watcher.disconnect() })
+  // without an offline queue a command before the connection is up fails: wait for it (a busy machine)
+  if (watcher.status !== 'ready') await new Promise((resolve) => watcher.once('ready', resolve))
   const burst = async (): Promise<number[]> => {
     const u = await testUser()
     const codes: number[] = []
