@@ -17,15 +17,19 @@ const helloUrl = `http://127.0.0.1:${hello.message.port}/`
 await load(helloUrl, { duration: 2 })
 const base = await load(helloUrl, { duration, server: hello.child })
 
-type Svc = Started<{ port: number, token: string }>
+type Svc = Started<{ port: number, token: string, tokens?: string[] }>
 const services: Array<{ label: string, svc: Svc }> = []
 if (beforeDir) services.push({ label: 'before', svc: await startServer(join(beforeDir, 'bench/servers/app.ts')) })
 services.push({ label: beforeDir ? 'after' : 'this', svc: await startServer(`${here}servers/app.ts`) })
 
-interface Case { name: string, path: string, goal: string, conditional?: boolean }
+// multiUser: every request another of 50 callers (20 workflows each), in turn. writer: a sync's
+// writes under the load (one of the caller's counts moved every 5 ms), so answers keep changing.
+interface Case { name: string, path: string, goal: string, conditional?: boolean, multiUser?: boolean, writer?: boolean }
 const cases: Case[] = [
   { name: 'GET /workflows?limit=50 (summaries of all 50 rows; RLS, pg)', path: '/workflows?limit=50', goal: '>= 20 %, p99 <= 25 ms' },
   { name: 'GET /workflows (default page of 20)', path: '/workflows', goal: '>= 20 %, p99 <= 25 ms' },
+  { name: 'GET /workflows, 50 callers in turn (page of 20 each)', path: '/workflows', goal: '-', multiUser: true },
+  { name: 'GET /workflows while a sync moves a count every 5 ms', path: '/workflows', goal: '-', writer: true },
   { name: 'GET /workflows?limit=50&include=definition', path: '/workflows?limit=50&include=definition', goal: '-' },
   { name: 'GET /workflows?limit=50 with If-None-Match (304)', path: '/workflows?limit=50', goal: '-', conditional: true },
   { name: 'GET /me (verified caller)', path: '/me', goal: '>= 80 %' }
@@ -46,9 +50,34 @@ for (const c of cases) {
       }
       headers['if-none-match'] = etag
     }
-    await load(`${origin}${c.path}`, { duration: 2, headers })
-    const r = await load(`${origin}${c.path}`, { duration, headers, server: svc.child })
-    rows.push([c.name, label, r, c.goal])
+    const tokens = c.multiUser ? svc.message.tokens : undefined
+    if (c.multiUser && !tokens) {
+      console.log(`(${label}: its bench server has no other callers; row skipped)`)
+      continue
+    }
+    await load(`${origin}${c.path}`, { duration: 2, headers, ...(tokens ? { tokens } : {}) })
+    let writes: Promise<number> | undefined
+    if (c.writer) {
+      svc.child.send('writer-start')
+      writes = new Promise((resolve) => {
+        const on = (m: unknown) => {
+          const w = (m as { writes?: number }).writes
+          if (w === undefined) return
+          svc.child.off('message', on)
+          resolve(w)
+        }
+        svc.child.on('message', on)
+        setTimeout(() => { svc.child.off('message', on); resolve(-1) }, (duration + 5) * 1000).unref()
+      })
+    }
+    const r = await load(`${origin}${c.path}`, { duration, headers, server: svc.child, ...(tokens ? { tokens } : {}) })
+    let name = c.name
+    if (writes) {
+      svc.child.send('writer-stop')
+      const n = await writes
+      name += n < 0 ? ' (this build\'s bench server has no writer)' : ` (${n} writes)`
+    }
+    rows.push([name, label, r, c.goal])
   }
 }
 const rss = services.map(({ label, svc }) => `${label} ${peakRssMb(svc.child.pid)} MB`).join(', ')

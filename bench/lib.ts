@@ -73,14 +73,18 @@ export function serverCpu (child: ChildProcess): Promise<number> {
   })
 }
 
-export async function load (url: string, opts: { connections?: number, duration?: number, headers?: Record<string, string>, server?: ChildProcess } = {}): Promise<LoadResult> {
+export async function load (url: string, opts: { connections?: number, duration?: number, headers?: Record<string, string>, server?: ChildProcess, tokens?: string[] } = {}): Promise<LoadResult> {
   const before = opts.server ? await serverCpu(opts.server) : 0
+  let next = 0
+  const tokens = opts.tokens ?? []
   const r = await autocannon({
     url,
     connections: opts.connections ?? 50,
     pipelining: 1,
     duration: opts.duration ?? 10,
-    headers: opts.headers ?? {}
+    headers: opts.headers ?? {},
+    // tokens: each request signed in as the next caller in turn
+    ...(tokens.length > 0 ? { requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` } }) }] } : {})
   })
   const out: LoadResult = { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx, total: r.requests.total }
   if (opts.server) out.cpuUs = Math.round((await serverCpu(opts.server) - before) / Math.max(1, r.requests.total))

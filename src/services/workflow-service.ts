@@ -130,12 +130,7 @@ export class WorkflowService {
     if (!cache?.enabled || !this.store.workflowListStamp) return await this.readListAnswer(scope, q)
     // Read before the page: a page read after the stamp is at least as new as the stamp says.
     const stamp = await this.store.workflowListStamp(scope)
-    const key = listCacheKey(userId, q)
-    const hit = cache.get(key, stamp)
-    if (hit !== undefined) return hit
-    const answer = await this.readListAnswer(scope, q)
-    cache.set(key, { stamp, ...answer })
-    return answer
+    return await cache.load(listCacheKey(userId, q), stamp, () => this.readListAnswer(scope, q))
   }
 
   /** The list cache's figures (metrics), or null without one. */
