@@ -1,19 +1,18 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { TokenVerifier } from '../services/token-verifier.ts'
 import { supabaseUserCheck } from '../services/supabase-auth.ts'
 import type { UserIdentity } from '../services/token-verifier.ts'
 import { AppError } from '../errors.ts'
 import { serviceScope, userScope } from '../store/scope.ts'
 import type { Scope } from '../store/scope.ts'
-import type { UserClaims } from '../db/database.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     tokenVerifier: TokenVerifier
     /** onRequest hook: a signed-in Supabase user (role authenticated). */
-    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    authenticate: onRequestHookHandler
     /** onRequest hook: the cron credential (CRON_SECRET or a service_role JWT). */
     authenticateCron: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     /** onRequest hook: either of the two; request.scope tells which. */
@@ -67,26 +66,42 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
   app.decorateRequest('user', null)
   app.decorateRequest('scope', null)
 
-  // The verifier answers a cached token with the same frozen claims object until its exp: the
-  // identity and the scope's claims made from it are kept beside it (weakly: they go when the
-  // cache entry does), so a repeated token costs no new objects and the database reuses its RLS
-  // preamble. The token itself is not kept (the scope carrying it is made per request).
-  const sessions = new WeakMap<object, { identity: UserIdentity, claims: UserClaims }>()
+  // The verifier answers a cached token with the same identity object until its exp (the cache is
+  // keyed by the token): the scope made from it, with the user's claims for RLS and the token, is
+  // kept beside it (weakly: it goes when the cache entry does), so a repeated token costs no new
+  // objects and the database reuses its RLS preamble.
+  const scopes = new WeakMap<UserIdentity, Scope>()
+
+  function attach (request: FastifyRequest, identity: UserIdentity, token: string): void {
+    let scope = scopes.get(identity)
+    if (scope === undefined) {
+      scope = userScope(Object.freeze({ ...identity.claims, sub: identity.userId, role: 'authenticated' as const }), token)
+      scopes.set(identity, scope)
+    }
+    request.user = identity
+    request.scope = scope
+  }
 
   async function authenticate (request: FastifyRequest): Promise<void> {
     const token = bearerToken(request)
     try {
-      const identity = await verifier.verifyUser(token)
-      let session = sessions.get(identity.claims)
-      if (session === undefined) {
-        session = { identity, claims: Object.freeze({ ...identity.claims, sub: identity.userId, role: 'authenticated' as const }) }
-        sessions.set(identity.claims, session)
-      }
-      request.user = session.identity
-      request.scope = userScope(session.claims, token)
+      attach(request, await verifier.verifyUser(token), token)
     } catch (err) {
       throw withChallenge(err)
     }
+  }
+
+  // The hook: a cached token is answered synchronously (no promise on the common path).
+  const authenticateHook: onRequestHookHandler = (request, _reply, done) => {
+    const header = request.headers.authorization
+    const m = header ? BEARER.exec(header) : null
+    const identity = m?.[1] ? verifier.cachedUser(m[1]) : undefined
+    if (identity !== undefined) {
+      attach(request, identity, m![1]!)
+      done()
+      return
+    }
+    authenticate(request).then(() => { done() }, (err: unknown) => { done(err as Error) })
   }
 
   async function authenticateCron (request: FastifyRequest): Promise<void> {
@@ -122,7 +137,7 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
     }
   }
 
-  app.decorate('authenticate', authenticate)
+  app.decorate('authenticate', authenticateHook)
   app.decorate('authenticateCron', authenticateCron)
   app.decorate('authenticateUserOrCron', authenticateUserOrCron)
 }

@@ -58,11 +58,14 @@ export function nulIssues (request: FastifyRequest): ValidationIssue[] {
 }
 
 async function inputGuardPlugin (app: FastifyInstance): Promise<void> {
-  app.addHook('preValidation', async (request) => {
+  // A callback hook: the common (clean) request pays no promise.
+  app.addHook('preValidation', (request, _reply, done) => {
     const issues = nulIssues(request)
-    if (issues.length > 0) {
-      throw new AppError('validation_failed', `The request contains the NUL character (\\u0000) in ${issues.map((i) => i.path).join(', ')}`, { errors: issues })
+    if (issues.length === 0) {
+      done()
+      return
     }
+    done(new AppError('validation_failed', `The request contains the NUL character (\\u0000) in ${issues.map((i) => i.path).join(', ')}`, { errors: issues }))
   })
 }
 

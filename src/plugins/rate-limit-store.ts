@@ -2,17 +2,19 @@
 // answers, and in this process's memory while it does not (Redis down, slow past
 // REDIS_TIMEOUT_MS, or reconnecting). Limits so degrade to per-process instead of vanishing, and
 // go back to the shared counts as soon as ioredis has reconnected (it retries by itself).
-// Built on @fastify/rate-limit's own Redis and in-memory stores (same semantics, same keys).
+// Built on @fastify/rate-limit's own Redis and in-memory stores (same semantics, same keys); the
+// hook that drives them is src/plugins/rate-limit.ts.
 import { createRequire } from 'node:module'
 import type { Redis } from 'ioredis'
 
 type Cb = (err: Error | null, res: { current: number, ttl: number } | null) => void
-interface InnerStore {
+/** A counter store: `incr` answers the key's count in its window and the window's ms left. */
+export interface CountStore {
   incr(key: string, cb: Cb, timeWindow: number, max: number): void
   read?(key: string, cb: Cb, timeWindow: number, max: number): void
-  child(routeOptions: unknown): InnerStore
+  child(routeOptions: unknown): CountStore
 }
-type StoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, ...rest: unknown[]) => InnerStore
+type StoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, ...rest: unknown[]) => CountStore
 
 const require = createRequire(import.meta.url)
 const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as StoreCtor
@@ -23,8 +25,13 @@ export interface FallbackEvents {
   onSwitch?: (to: 'redis' | 'memory', err?: Error) => void
 }
 
-/** A store class for @fastify/rate-limit's `store` option. */
-export function redisWithFallback (redis: Redis, nameSpace: string, events: FallbackEvents = {}): new (params: { continueExceeding?: boolean, exponentialBackoff?: boolean }) => InnerStore {
+/** Counts in this process's memory (an LRU of 5 000 keys per store). */
+export function memoryStore (): CountStore {
+  return new LocalStore(false, false, 5000)
+}
+
+/** Counts in Redis, in memory while Redis does not answer. */
+export function redisWithFallback (redis: Redis, nameSpace: string, events: FallbackEvents = {}): CountStore {
   const state = { mode: 'redis' as 'redis' | 'memory' }
   const switchTo = (to: 'redis' | 'memory', err?: Error): void => {
     if (state.mode === to) return
@@ -32,10 +39,10 @@ export function redisWithFallback (redis: Redis, nameSpace: string, events: Fall
     events.onSwitch?.(to, err)
   }
 
-  class Pair implements InnerStore {
-    readonly shared: InnerStore
-    readonly local: InnerStore
-    constructor (shared: InnerStore, local: InnerStore) {
+  class Pair implements CountStore {
+    readonly shared: CountStore
+    readonly local: CountStore
+    constructor (shared: CountStore, local: CountStore) {
       this.shared = shared
       this.local = local
     }
@@ -66,14 +73,8 @@ export function redisWithFallback (redis: Redis, nameSpace: string, events: Fall
 
     incr (key: string, cb: Cb, timeWindow: number, max: number): void { this.run('incr', key, cb, timeWindow, max) }
     read (key: string, cb: Cb, timeWindow: number, max: number): void { this.run('read', key, cb, timeWindow, max) }
-    child (routeOptions: unknown): InnerStore { return new Pair(this.shared.child(routeOptions), this.local.child(routeOptions)) }
+    child (routeOptions: unknown): CountStore { return new Pair(this.shared.child(routeOptions), this.local.child(routeOptions)) }
   }
 
-  return class FallbackStore extends Pair {
-    constructor (params: { continueExceeding?: boolean, exponentialBackoff?: boolean }) {
-      const ce = params.continueExceeding === true
-      const eb = params.exponentialBackoff === true
-      super(new RedisStore(ce, eb, redis, nameSpace), new LocalStore(ce, eb))
-    }
-  }
+  return new Pair(new RedisStore(false, false, redis, nameSpace), new LocalStore(false, false, 5000))
 }

@@ -16,13 +16,16 @@
 //   callers share one in-flight fetch. When no key set could ever be loaded → AppError('internal',
 //   status 503): the identity provider being unreachable is not the client's fault.
 //   (./token-verifier/jwks.ts; the error answers in ./token-verifier/errors.ts.)
-// - Successful verifications are cached under the SHA-256 of the full token until the token's
-//   `exp` (never beyond); bounded LRU. Failures are never cached.
+// - Successful verifications are cached under the full token until the token's `exp` (never
+//   beyond); bounded LRU. Failures are never cached. (The token itself is the key: exact, and a
+//   map lookup instead of a SHA-256 per request; a process whose memory can be read gives away
+//   the signing secret it holds anyway.) A user's identity is built once per cache entry and
+//   answered synchronously on a hit (cachedUser: the auth hook's fast path).
 // - Remote fallback (option remoteVerify, Supabase's `auth.getUser`): only for an HS256 token while
 //   no secret is configured (a project on the legacy secret whose secret this service was not
 //   given). The provider's answer is cached like a local one, but at most remoteCacheTtlMs; the
 //   role/aud/iss/sub checks of verifyUser / verifyService apply to its claims all the same.
-import { hash, webcrypto } from 'node:crypto'
+import { webcrypto } from 'node:crypto'
 import { decodeProtectedHeader, jwtVerify } from 'jose'
 import type { CryptoKey, ProtectedHeaderParameters } from 'jose'
 import { isUuid } from '../lib/ids.ts'
@@ -130,6 +133,8 @@ function positiveOr (value: number | undefined, fallback: number, name: string):
 interface CacheEntry {
   claims: VerifiedClaims
   expMs: number
+  /** verifyUser's answer for these claims, made on first use. */
+  user?: UserIdentity
 }
 
 export class TokenVerifier {
@@ -199,17 +204,9 @@ export class TokenVerifier {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       throw invalidToken('malformed')
     }
-    const key = hash('sha256', token, 'base64url') // one-shot: no Hash object per request
-    const hit = this.#cache.get(key)
-    if (hit !== undefined) {
-      if (this.#now() < hit.expMs) {
-        this.#stats.cacheHits++
-        this.#cache.delete(key) // move to the young end
-        this.#cache.set(key, hit)
-        return hit.claims
-      }
-      this.#cache.delete(key)
-    }
+    const key = token
+    const hit = this.#hit(key)
+    if (hit !== undefined) return hit.claims
     // Parallel requests with the same token (a page load) share one check.
     const pending = this.#pending.get(key)
     if (pending !== undefined) return pending
@@ -224,9 +221,45 @@ export class TokenVerifier {
     return promise
   }
 
-  /** A signed-in user's access token → the user. */
+  /** A signed-in user's access token → the user (the same object while the token is cached). */
   async verifyUser (token: string): Promise<UserIdentity> {
     const claims = await this.verify(token)
+    const entry = this.#cache.get(token)
+    if (entry !== undefined && entry.claims === claims) return (entry.user ??= this.#userOf(claims))
+    return this.#userOf(claims)
+  }
+
+  /**
+   * verifyUser's answer when the token is cached and names a user, synchronously; undefined
+   * otherwise (then verifyUser verifies it, or says why not).
+   */
+  cachedUser (token: string): UserIdentity | undefined {
+    const hit = this.#hit(token)
+    if (hit === undefined) return undefined
+    if (hit.user !== undefined) return hit.user
+    try {
+      return (hit.user = this.#userOf(hit.claims))
+    } catch {
+      return undefined
+    }
+  }
+
+  /** A live cache entry (moved to the young end), or undefined; an expired one is dropped. */
+  #hit (key: string): CacheEntry | undefined {
+    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_TOKEN_LENGTH) return undefined
+    const hit = this.#cache.get(key)
+    if (hit === undefined) return undefined
+    if (this.#now() >= hit.expMs) {
+      this.#cache.delete(key)
+      return undefined
+    }
+    this.#stats.cacheHits++
+    this.#cache.delete(key)
+    this.#cache.set(key, hit)
+    return hit
+  }
+
+  #userOf (claims: VerifiedClaims): UserIdentity {
     // Role first: a valid anon / service_role key is a real credential, just not a user's.
     if (claims.role !== 'authenticated') throw forbidden('This route needs a signed-in user')
     if (!audienceIncludes(claims.aud, this.#audience)) throw invalidToken('aud')
