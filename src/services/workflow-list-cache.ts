@@ -1,9 +1,10 @@
 // GET /workflows answers kept in memory, per user and query, as the bytes that were sent. An entry
 // is served only while the user's list stamp (Store.workflowListStamp) is the one read before its
 // page was: the stamp moves with every change to one of the user's rows, wherever it was made, so
-// a served entry is exactly the page a fresh read would give. Requests that miss with the same
-// stamp share one read (the same argument: a page read after the stamp holds for any request
-// whose own stamp, read after it arrived, is that one). This file must not import Fastify.
+// a served entry is exactly the page a fresh read would give (README: The list cache). Requests
+// that miss with the same stamp share one read (the same argument: a page read after the stamp
+// holds for any request whose own stamp, read after it arrived, is that one).
+// This file must not import Fastify.
 
 export interface CachedListAnswer {
   /** The user's list stamp read before the page was. */
