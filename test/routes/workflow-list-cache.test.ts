@@ -22,7 +22,7 @@ t.teardown(async () => { await truth.close(); await truthDb.close() })
 
 async function seed (u: TestUser, name: string, status = 'deployed'): Promise<string> {
   const r = await db.query<{ id: string }>(
-    `insert into public.mvp_workflows (user_id, name, status, n8n_workflow_id) values ($1, $2, $3, $4) returning id`,
+    'insert into public.mvp_workflows (user_id, name, status, n8n_workflow_id) values ($1, $2, $3, $4) returning id',
     [u.id, name, status, `n8n-${name}`])
   return r.rows[0]!.id
 }
