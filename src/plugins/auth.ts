@@ -26,11 +26,15 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i
 
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+function bearerOf (header: string | undefined): string | undefined {
+  return (header ? BEARER.exec(header) : null)?.[1]
+}
+
 function bearerToken (request: FastifyRequest): string {
-  const header = request.headers.authorization
-  const m = header ? BEARER.exec(header) : null
-  if (!m?.[1]) throw new AppError('invalid_token', 'An access token is required: Authorization: Bearer <token>', { headers: { 'www-authenticate': 'Bearer' } })
-  return m[1]
+  const token = bearerOf(request.headers.authorization)
+  if (!token) throw new AppError('invalid_token', 'An access token is required: Authorization: Bearer <token>', { headers: { 'www-authenticate': 'Bearer' } })
+  return token
 }
 
 function withChallenge (err: unknown): unknown {
@@ -93,11 +97,10 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
 
   // The hook: a cached token is answered synchronously (no promise on the common path).
   const authenticateHook: onRequestHookHandler = (request, _reply, done) => {
-    const header = request.headers.authorization
-    const m = header ? BEARER.exec(header) : null
-    const identity = m?.[1] ? verifier.cachedUser(m[1]) : undefined
+    const token = bearerOf(request.headers.authorization)
+    const identity = token ? verifier.cachedUser(token) : undefined
     if (identity !== undefined) {
-      attach(request, identity, m![1]!)
+      attach(request, identity, token!)
       done()
       return
     }

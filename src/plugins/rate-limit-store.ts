@@ -11,7 +11,6 @@ type Cb = (err: Error | null, res: { current: number, ttl: number } | null) => v
 /** A counter store: `incr` answers the key's count in its window and the window's ms left. */
 export interface CountStore {
   incr(key: string, cb: Cb, timeWindow: number, max: number): void
-  read?(key: string, cb: Cb, timeWindow: number, max: number): void
   child(routeOptions: unknown): CountStore
 }
 type StoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, ...rest: unknown[]) => CountStore
@@ -47,20 +46,14 @@ export function redisWithFallback (redis: Redis, nameSpace: string, events: Fall
       this.local = local
     }
 
-    private run (method: 'incr' | 'read', key: string, cb: Cb, timeWindow: number, max: number): void {
-      const local = (): void => {
-        const fn = this.local[method]
-        if (fn) fn.call(this.local, key, cb, timeWindow, max)
-        else cb(null, { current: 0, ttl: 0 })
-      }
+    incr (key: string, cb: Cb, timeWindow: number, max: number): void {
+      const local = (): void => { this.local.incr(key, cb, timeWindow, max) }
       if (redis.status !== 'ready') {
         switchTo('memory')
         local()
         return
       }
-      const fn = this.shared[method]
-      if (!fn) { local(); return }
-      fn.call(this.shared, key, (err, res) => {
+      this.shared.incr(key, (err, res) => {
         if (err) {
           switchTo('memory', err)
           local()
@@ -71,8 +64,6 @@ export function redisWithFallback (redis: Redis, nameSpace: string, events: Fall
       }, timeWindow, max)
     }
 
-    incr (key: string, cb: Cb, timeWindow: number, max: number): void { this.run('incr', key, cb, timeWindow, max) }
-    read (key: string, cb: Cb, timeWindow: number, max: number): void { this.run('read', key, cb, timeWindow, max) }
     child (routeOptions: unknown): CountStore { return new Pair(this.shared.child(routeOptions), this.local.child(routeOptions)) }
   }
 

@@ -96,11 +96,6 @@ export class WorkflowListCache {
     }
   }
 
-  clear (): void {
-    this.#entries.clear()
-    this.#bytes = 0
-  }
-
   stats (): WorkflowListCacheStats {
     return { entries: this.#entries.size, bytes: this.#bytes, ...this.#stats }
   }
