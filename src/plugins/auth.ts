@@ -25,10 +25,18 @@ declare module 'fastify' {
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i
+const WHITESPACE = /\s/
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
 function bearerOf (header: string | undefined): string | undefined {
-  return (header ? BEARER.exec(header) : null)?.[1]
+  if (!header) return undefined
+  // The form every client sends, without the regex's match object (~200 ns less per request);
+  // anything else (other case, more spaces, trailing space) goes through the regex.
+  if (header.startsWith('Bearer ') && header.length > 7) {
+    const token = header.slice(7)
+    if (!WHITESPACE.test(token)) return token
+  }
+  return BEARER.exec(header)?.[1]
 }
 
 function bearerToken (request: FastifyRequest): string {

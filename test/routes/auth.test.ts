@@ -63,9 +63,17 @@ t.test('valid HS256 user token → 200 on /me and /workflows', async (t) => {
   const list = await inject({ method: 'GET', url: '/workflows', headers: bearer(token) })
   t.equal(list.statusCode, 200, list.body)
   t.same(list.json(), { data: [], next_cursor: null })
-  // The scheme is case-insensitive; an upper-case sub is the same user.
-  const lower = await inject({ method: 'GET', url: '/me', headers: { authorization: `bearer ${token}` } })
-  t.equal(lower.statusCode, 200)
+  t.match(String(me.headers['content-type']), /^application\/json/)
+  const again = await inject({ method: 'GET', url: '/me', headers: bearer(token) })
+  t.equal(again.body, me.body, 'the cached answer is the same bytes')
+  // The scheme is case-insensitive and any whitespace around the token is allowed (RFC 7235
+  // `1*SP`, and more); an upper-case sub is the same user.
+  const spellings = [`bearer ${token}`, `BEARER ${token}`, `Bearer  ${token}`, `Bearer\t${token}`, `Bearer ${token} `, `Bearer ${token}\t`]
+  for (const authorization of spellings) {
+    const res = await inject({ method: 'GET', url: '/me', headers: { authorization } })
+    t.equal(res.statusCode, 200, JSON.stringify(authorization.replace(token, '<token>')))
+    t.equal(res.json().user_id, sub)
+  }
   const upper = await mintUserToken({ sub: sub.toUpperCase(), iss })
   t.equal((await inject({ method: 'GET', url: '/me', headers: bearer(upper) })).json().user_id, sub)
   // A token without an email claim.

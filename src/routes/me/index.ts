@@ -11,7 +11,10 @@ const meSchema = z.object({
 }).meta({ id: 'Me' })
 
 export default async function meRoutes (fastify: FastifyInstance): Promise<void> {
-  const answers = new WeakMap<object, z.infer<typeof meSchema>>()
+  // The auth plugin hands out one identity object per verified token: its answer is built, checked
+  // against the documented shape and serialized once, then sent as it is (no promise, no
+  // serializer: the common request pays a WeakMap read).
+  const answers = new WeakMap<object, string>()
   const app = fastify.withTypeProvider<ZodTypeProvider>()
   app.get('/me', {
     onRequest: app.authenticate,
@@ -22,11 +25,13 @@ export default async function meRoutes (fastify: FastifyInstance): Promise<void>
       security: [{ bearerAuth: [] }],
       response: { 200: meSchema, ...problems(401, 403, 429, 500) }
     }
-  }, async (request) => {
+  }, (request, reply) => {
     const u = request.user!
-    // The auth plugin hands out one identity object per verified token: its answer is built once.
-    let body = answers.get(u)
-    if (body === undefined) answers.set(u, body = { user_id: u.userId, email: u.email, role: u.role, expires_at: new Date(u.expiresAt * 1000).toISOString() })
-    return body
+    let json = answers.get(u)
+    if (json === undefined) {
+      json = JSON.stringify(meSchema.parse({ user_id: u.userId, email: u.email, role: u.role, expires_at: new Date(u.expiresAt * 1000).toISOString() }))
+      answers.set(u, json)
+    }
+    reply.type('application/json; charset=utf-8').send(json as never)
   })
 }
