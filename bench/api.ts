@@ -2,29 +2,34 @@
 // all measured in this one run on this machine (these machines are noisy: compare side by side).
 // BENCH_BEFORE_DIR=<a checkout of an older commit, with node_modules> also runs that checkout's
 // service in the same run, interleaved route by route, for before/after figures.
+// The run is BENCH_ROUNDS rounds (default 3) of BENCH_DURATION seconds (default 5) per row, each
+// round measuring hello-world again first: a row's share of hello-world is the median over the
+// rounds of its req/s over that round's hello-world, so a burst of noise on the machine moves one
+// round, not the figure. Other columns are medians over the rounds.
 // Besides req/s and latency, each row reports the server's CPU time per request (user + system,
 // from process.cpuUsage in the server): on a shared machine it moves far less than req/s.
 import { join } from 'node:path'
 import { load, peakRssMb, startServer } from './lib.ts'
 import type { LoadResult, Started } from './lib.ts'
 
-const duration = Number(process.env.BENCH_DURATION ?? 10)
+const duration = Number(process.env.BENCH_DURATION ?? 5)
+const rounds = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 3)))
 const here = new URL('.', import.meta.url).pathname
 const beforeDir = process.env.BENCH_BEFORE_DIR
 
+type Svc = Started<{ port: number, token?: string, tokens?: string[] }>
 const hello = await startServer<{ port: number }>(`${here}servers/hello.ts`)
 const helloUrl = `http://127.0.0.1:${hello.message.port}/`
-await load(helloUrl, { duration: 2 })
-const base = await load(helloUrl, { duration, server: hello.child })
-
-type Svc = Started<{ port: number, token: string, tokens?: string[] }>
+// GET /me's answer (its headers and body) from a bare Fastify: the floor under the /me row.
+const shaped: Svc = await startServer(`${here}servers/hello-me-shaped.ts`)
 const services: Array<{ label: string, svc: Svc }> = []
 if (beforeDir) services.push({ label: 'before', svc: await startServer(join(beforeDir, 'bench/servers/app.ts')) })
 services.push({ label: beforeDir ? 'after' : 'this', svc: await startServer(`${here}servers/app.ts`) })
 
 // multiUser: every request another of 50 callers (20 workflows each), in turn. writer: a sync's
 // writes under the load (one of the caller's counts moved every 5 ms), so answers keep changing.
-interface Case { name: string, path: string, goal: string, conditional?: boolean, multiUser?: boolean, writer?: boolean }
+// floor: measured on the shaped hello-world instead of the services.
+interface Case { name: string, path: string, goal: string, conditional?: boolean, multiUser?: boolean, writer?: boolean, floor?: boolean }
 const cases: Case[] = [
   { name: 'GET /workflows?limit=50 (summaries of all 50 rows; RLS, pg)', path: '/workflows?limit=50', goal: '>= 20 %, p99 <= 25 ms' },
   { name: 'GET /workflows (default page of 20)', path: '/workflows', goal: '>= 20 %, p99 <= 25 ms' },
@@ -32,65 +37,99 @@ const cases: Case[] = [
   { name: 'GET /workflows while a sync moves a count every 5 ms', path: '/workflows', goal: '-', writer: true },
   { name: 'GET /workflows?limit=50&include=definition', path: '/workflows?limit=50&include=definition', goal: '-' },
   { name: 'GET /workflows?limit=50 with If-None-Match (304)', path: '/workflows?limit=50', goal: '-', conditional: true },
+  { name: 'hello-world answering /me\'s headers and body (no logic: the floor for /me)', path: '/me', goal: '-', floor: true },
   { name: 'GET /me (verified caller)', path: '/me', goal: '>= 80 %' }
 ]
 
-const rows: Array<[string, string, LoadResult, string]> = []
-for (const c of cases) {
-  for (const { label, svc } of services) {
-    const origin = `http://127.0.0.1:${svc.message.port}`
-    const headers: Record<string, string> = { authorization: `Bearer ${svc.message.token}` }
-    if (c.conditional) {
-      const res = await fetch(`${origin}${c.path}`, { headers })
-      const etag = res.headers.get('etag')
-      await res.arrayBuffer()
-      if (!etag) {
-        console.log(`(${label}: ${c.path} sends no ETag; conditional row skipped)`)
-        continue
+interface Row { name: string, label: string, goal: string, runs: LoadResult[], ratios: number[], writes: number[] }
+const rows = new Map<string, Row>()
+const helloRuns: LoadResult[] = []
+
+/** One measurement of a case on a service; undefined when the service cannot run it. */
+async function measure (c: Case, label: string, svc: Svc, warm: boolean): Promise<{ r: LoadResult, writes?: number } | undefined> {
+  const origin = `http://127.0.0.1:${svc.message.port}`
+  const headers: Record<string, string> = svc.message.token ? { authorization: `Bearer ${svc.message.token}` } : {}
+  if (c.conditional) {
+    const res = await fetch(`${origin}${c.path}`, { headers })
+    const etag = res.headers.get('etag')
+    await res.arrayBuffer()
+    if (!etag) {
+      if (warm) console.log(`(${label}: ${c.path} sends no ETag; conditional row skipped)`)
+      return undefined
+    }
+    headers['if-none-match'] = etag
+  }
+  const tokens = c.multiUser ? svc.message.tokens : undefined
+  if (c.multiUser && !tokens) {
+    if (warm) console.log(`(${label}: its bench server has no other callers; row skipped)`)
+    return undefined
+  }
+  if (warm) await load(`${origin}${c.path}`, { duration: 2, headers, ...(tokens ? { tokens } : {}) })
+  let writes: Promise<number> | undefined
+  if (c.writer) {
+    svc.child.send('writer-start')
+    writes = new Promise((resolve) => {
+      const on = (m: unknown) => {
+        const w = (m as { writes?: number }).writes
+        if (w === undefined) return
+        svc.child.off('message', on)
+        resolve(w)
       }
-      headers['if-none-match'] = etag
+      svc.child.on('message', on)
+      setTimeout(() => { svc.child.off('message', on); resolve(-1) }, (duration + 5) * 1000).unref()
+    })
+  }
+  const r = await load(`${origin}${c.path}`, { duration, headers, server: svc.child, ...(tokens ? { tokens } : {}) })
+  if (!writes) return { r }
+  svc.child.send('writer-stop')
+  return { r, writes: await writes }
+}
+
+for (let round = 0; round < rounds; round++) {
+  const warm = round === 0
+  if (warm) await load(helloUrl, { duration: 2 })
+  const base = await load(helloUrl, { duration, server: hello.child })
+  helloRuns.push(base)
+  for (const c of cases) {
+    for (const { label, svc } of c.floor ? [{ label: '-', svc: shaped }] : services) {
+      const m = await measure(c, label, svc, warm)
+      if (!m) continue
+      const key = `${c.name}\u0000${label}`
+      let row = rows.get(key)
+      if (!row) rows.set(key, row = { name: c.name, label, goal: c.goal, runs: [], ratios: [], writes: [] })
+      row.runs.push(m.r)
+      row.ratios.push(m.r.rps / base.rps)
+      if (m.writes !== undefined) row.writes.push(m.writes)
     }
-    const tokens = c.multiUser ? svc.message.tokens : undefined
-    if (c.multiUser && !tokens) {
-      console.log(`(${label}: its bench server has no other callers; row skipped)`)
-      continue
-    }
-    await load(`${origin}${c.path}`, { duration: 2, headers, ...(tokens ? { tokens } : {}) })
-    let writes: Promise<number> | undefined
-    if (c.writer) {
-      svc.child.send('writer-start')
-      writes = new Promise((resolve) => {
-        const on = (m: unknown) => {
-          const w = (m as { writes?: number }).writes
-          if (w === undefined) return
-          svc.child.off('message', on)
-          resolve(w)
-        }
-        svc.child.on('message', on)
-        setTimeout(() => { svc.child.off('message', on); resolve(-1) }, (duration + 5) * 1000).unref()
-      })
-    }
-    const r = await load(`${origin}${c.path}`, { duration, headers, server: svc.child, ...(tokens ? { tokens } : {}) })
-    let name = c.name
-    if (writes) {
-      svc.child.send('writer-stop')
-      const n = await writes
-      name += n < 0 ? ' (this build\'s bench server has no writer)' : ` (${n} writes)`
-    }
-    rows.push([name, label, r, c.goal])
   }
 }
 const rss = services.map(({ label, svc }) => `${label} ${peakRssMb(svc.child.pid)} MB`).join(', ')
 for (const { svc } of services) await svc.stop()
+await shaped.stop()
 const helloRss = peakRssMb(hello.child.pid)
 await hello.stop()
 
-const pct = (x: number) => `${Math.round((x / base.rps) * 100)} %`
-const cpuPct = (r: LoadResult) => (r.cpuUs && base.cpuUs ? `${Math.round((base.cpuUs / r.cpuUs) * 100)} %` : '-')
-console.log(`\nautocannon: 50 connections, no pipelining, ${duration} s each, node ${process.version}; peak RSS: hello ${helloRss} MB, ${rss}\n`)
-console.log('| target | build | req/s | p50 ms | p99 ms | errors/non-2xx | req/s of hello-world | CPU µs/req | CPU of hello-world / CPU | goal |')
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+const med = (runs: LoadResult[], pick: (r: LoadResult) => number | undefined): string => {
+  const xs = runs.map(pick).filter((x): x is number => x !== undefined)
+  return xs.length === 0 ? '-' : String(Math.round(median(xs) * 10) / 10)
+}
+const helloCpu = median(helloRuns.map((r) => r.cpuUs ?? NaN))
+const pct = (x: number): string => `${Math.round(x * 100)} %`
+const spread = (xs: number[]): string => xs.length > 1 ? ` (${xs.map((x) => Math.round(x * 100)).sort((a, b) => a - b).join('–')})` : ''
+
+console.log(`\nautocannon: 50 connections, no pipelining, ${rounds} round(s) of ${duration} s per row, node ${process.version}; peak RSS: hello ${helloRss} MB, ${rss}\n`)
+console.log('| target | build | req/s | p50 ms | p99 ms | errors/non-2xx | req/s of hello-world (rounds) | CPU µs/req | CPU of hello-world / CPU | goal |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
-console.log(`| hello-world (bare Fastify) | - | ${base.rps} | ${base.p50} | ${base.p99} | ${base.errors}/${base.non2xx} | 100 % | ${base.cpuUs ?? '-'} | 100 % | - |`)
-for (const [name, label, r, goal] of rows) {
-  console.log(`| ${name} | ${label} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.errors}/${r.non2xx} | ${pct(r.rps)} | ${r.cpuUs ?? '-'} | ${cpuPct(r)} | ${goal} |`)
+const sum = (runs: LoadResult[], pick: (r: LoadResult) => number): number => runs.reduce((a, r) => a + pick(r), 0)
+console.log(`| hello-world (bare Fastify) | - | ${med(helloRuns, (r) => r.rps)} | ${med(helloRuns, (r) => r.p50)} | ${med(helloRuns, (r) => r.p99)} | ${sum(helloRuns, (r) => r.errors)}/${sum(helloRuns, (r) => r.non2xx)} | 100 % | ${med(helloRuns, (r) => r.cpuUs)} | 100 % | - |`)
+for (const row of rows.values()) {
+  const cpu = median(row.runs.map((r) => r.cpuUs ?? NaN))
+  const cpuShare = Number.isFinite(cpu) && Number.isFinite(helloCpu) ? pct(helloCpu / cpu) : '-'
+  const writes = row.writes.length > 0 ? (row.writes.some((w) => w < 0) ? ' (this build\'s bench server has no writer)' : ` (${Math.round(median(row.writes))} writes per round)`) : ''
+  console.log(`| ${row.name}${writes} | ${row.label} | ${med(row.runs, (r) => r.rps)} | ${med(row.runs, (r) => r.p50)} | ${med(row.runs, (r) => r.p99)} | ${sum(row.runs, (r) => r.errors)}/${sum(row.runs, (r) => r.non2xx)} | ${pct(median(row.ratios))}${spread(row.ratios)} | ${med(row.runs, (r) => r.cpuUs)} | ${cpuShare} | ${row.goal} |`)
 }

@@ -8,4 +8,7 @@ const addr = app.server.address()
 process.send?.({ port: typeof addr === 'object' && addr ? addr.port : 0 })
 // CPU time of this process on request: the per-request cost, much less sensitive than req/s to
 // other load on a shared machine.
-process.on('message', (m) => { if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() }) })
+process.on('message', (m) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() })
+  if (m === 'stop') process.exit(0)
+})
