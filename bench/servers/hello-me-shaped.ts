@@ -4,6 +4,7 @@
 // hello-world is the answer itself.
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
+import { serveBare } from './bare.ts'
 
 const app = Fastify({ logger: false, genReqId: () => randomUUID() })
 const body = JSON.stringify({ user_id: randomUUID(), email: 'bench@example.com', role: 'authenticated', expires_at: new Date(Date.now() + 3_600_000).toISOString() })
@@ -15,10 +16,4 @@ app.get('/me', (request, reply) => {
   reply.header('x-ratelimit-reset', '60')
   reply.type('application/json; charset=utf-8').send(body)
 })
-await app.listen({ port: 0, host: '127.0.0.1' })
-const addr = app.server.address()
-process.send?.({ port: typeof addr === 'object' && addr ? addr.port : 0 })
-process.on('message', (m) => {
-  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() })
-  if (m === 'stop') process.exit(0)
-})
+await serveBare(app)
