@@ -8,8 +8,10 @@
 // round, not the figure. Other columns are medians over the rounds.
 // Besides req/s and latency, each row reports the server's CPU time per request (user + system,
 // from process.cpuUsage in the server): on a shared machine it moves far less than req/s.
+// The load generator runs on CPU 0 and every server on CPU 1 (BENCH_PIN=0: wherever the
+// scheduler puts them; Postgres is never pinned).
 import { join } from 'node:path'
-import { load, peakRssMb, startServer } from './lib.ts'
+import { load, peakRssMb, pinToCpu, startServer } from './lib.ts'
 import type { LoadResult, Started } from './lib.ts'
 
 const duration = Number(process.env.BENCH_DURATION ?? 5)
@@ -18,13 +20,18 @@ const here = new URL('.', import.meta.url).pathname
 const beforeDir = process.env.BENCH_BEFORE_DIR
 
 type Svc = Started<{ port: number, token?: string, tokens?: string[] }>
-const hello = await startServer<{ port: number }>(`${here}servers/hello.ts`)
+const pin = process.env.BENCH_PIN !== '0' && pinToCpu(process.pid, 0)
+const pinned = <T extends { child: { pid?: number | undefined } }>(s: T): T => {
+  if (pin) pinToCpu(s.child.pid, 1)
+  return s
+}
+const hello = pinned(await startServer<{ port: number }>(`${here}servers/hello.ts`))
 const helloUrl = `http://127.0.0.1:${hello.message.port}/`
 // GET /me's answer (its headers and body) from a bare Fastify: the floor under the /me row.
-const shaped: Svc = await startServer(`${here}servers/hello-me-shaped.ts`)
+const shaped: Svc = pinned(await startServer(`${here}servers/hello-me-shaped.ts`))
 const services: Array<{ label: string, svc: Svc }> = []
-if (beforeDir) services.push({ label: 'before', svc: await startServer(join(beforeDir, 'bench/servers/app.ts')) })
-services.push({ label: beforeDir ? 'after' : 'this', svc: await startServer(`${here}servers/app.ts`) })
+if (beforeDir) services.push({ label: 'before', svc: pinned(await startServer(join(beforeDir, 'bench/servers/app.ts'))) })
+services.push({ label: beforeDir ? 'after' : 'this', svc: pinned(await startServer(`${here}servers/app.ts`)) })
 
 // multiUser: every request another of 50 callers (20 workflows each), in turn. writer: a sync's
 // writes under the load (one of the caller's counts moved every 5 ms), so answers keep changing.
@@ -122,7 +129,7 @@ const helloCpu = median(helloRuns.map((r) => r.cpuUs ?? NaN))
 const pct = (x: number): string => `${Math.round(x * 100)} %`
 const spread = (xs: number[]): string => xs.length > 1 ? ` (${xs.map((x) => Math.round(x * 100)).sort((a, b) => a - b).join('–')})` : ''
 
-console.log(`\nautocannon: 50 connections, no pipelining, ${rounds} round(s) of ${duration} s per row, node ${process.version}; peak RSS: hello ${helloRss} MB, ${rss}\n`)
+console.log(`\nautocannon: 50 connections, no pipelining, ${rounds} round(s) of ${duration} s per row, ${pin ? 'load generator on CPU 0, servers on CPU 1' : 'not pinned to CPUs'}, node ${process.version}; peak RSS: hello ${helloRss} MB, ${rss}\n`)
 console.log('| target | build | req/s | p50 ms | p99 ms | errors/non-2xx | req/s of hello-world (rounds) | CPU µs/req | CPU of hello-world / CPU | goal |')
 console.log('|---|---|---|---|---|---|---|---|---|---|')
 const sum = (runs: LoadResult[], pick: (r: LoadResult) => number): number => runs.reduce((a, r) => a + pick(r), 0)

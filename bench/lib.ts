@@ -2,6 +2,7 @@ import { execFileSync, fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync, readFileSync, symlinkSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { SignJWT } from 'jose'
@@ -37,6 +38,23 @@ export async function startServer<M extends { port: number }> (file: string): Pr
       await exited
       clearTimeout(t)
     }
+  }
+}
+
+/**
+ * Pins a process (all its threads, and the threads it starts later) to one CPU with taskset.
+ * bench:api runs the load generator on CPU 0 and the servers on CPU 1: left to the scheduler, the
+ * two sometimes share a core, and a server's CPU per request then moves by a third between
+ * processes of the same build. False where it cannot pin (one CPU, no taskset).
+ */
+export function pinToCpu (pid: number | undefined, cpu: number): boolean {
+  // The machine's CPUs, not this process's (availableParallelism is 1 once this process is pinned).
+  if (!pid || cpus().length < 2) return false
+  try {
+    execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
   }
 }
 
