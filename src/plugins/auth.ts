@@ -39,9 +39,13 @@ function bearerOf (header: string | undefined): string | undefined {
   return BEARER.exec(header)?.[1]
 }
 
+function missingToken (): AppError {
+  return new AppError('invalid_token', 'An access token is required: Authorization: Bearer <token>', { headers: { 'www-authenticate': 'Bearer' } })
+}
+
 function bearerToken (request: FastifyRequest): string {
   const token = bearerOf(request.headers.authorization)
-  if (!token) throw new AppError('invalid_token', 'An access token is required: Authorization: Bearer <token>', { headers: { 'www-authenticate': 'Bearer' } })
+  if (!token) throw missingToken()
   return token
 }
 
@@ -94,8 +98,9 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
     request.scope = scope
   }
 
-  async function authenticate (request: FastifyRequest): Promise<void> {
-    const token = bearerToken(request)
+  // `token`: the caller's bearer token, as the caller already read it (undefined: none was sent).
+  async function authenticate (request: FastifyRequest, token: string | undefined): Promise<void> {
+    if (!token) throw missingToken()
     try {
       attach(request, await verifier.verifyUser(token), token)
     } catch (err) {
@@ -112,7 +117,7 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
       done()
       return
     }
-    authenticate(request).then(() => { done() }, (err: unknown) => { done(err as Error) })
+    authenticate(request, token).then(() => { done() }, (err: unknown) => { done(err as Error) })
   }
 
   async function authenticateCron (request: FastifyRequest): Promise<void> {
@@ -142,7 +147,7 @@ async function authPlugin (app: FastifyInstance, opts: { tokenVerifier?: TokenVe
         request.scope = serviceScope
         return
       }
-      await authenticate(request)
+      await authenticate(request, token)
     } catch (err) {
       throw withChallenge(err)
     }
