@@ -16,11 +16,15 @@
 //   callers share one in-flight fetch. When no key set could ever be loaded → AppError('internal',
 //   status 503): the identity provider being unreachable is not the client's fault.
 //   (./token-verifier/jwks.ts; the error answers in ./token-verifier/errors.ts.)
-// - Successful verifications are cached under the full token until the token's `exp` (never
-//   beyond); bounded LRU. Failures are never cached. (The token itself is the key: exact, and a
-//   map lookup instead of a SHA-256 per request; a process whose memory can be read gives away
-//   the signing secret it holds anyway.) A user's identity is built once per cache entry and
-//   answered synchronously on a hit (cachedUser: the auth hook's fast path).
+// - Successful verifications are cached until the token's `exp` (never beyond); bounded, the
+//   least recently used goes first. Failures are never cached. An entry holds the whole token and
+//   a hit must equal it: exact, and a map lookup instead of a SHA-256 per request (a process
+//   whose memory can be read gives away the signing secret it holds anyway). The map's key is the
+//   token's last KEY_CHARS characters (the end of its signature), so a lookup hashes those, not
+//   the ~250 of the token; and a hit moves its entry to the young end at most once per
+//   TOUCH_MS, not on every request (the move is a Map delete and set, ~0.5 µs). A user's identity
+//   is built once per cache entry and answered synchronously on a hit (cachedUser: the auth
+//   hook's fast path).
 // - Remote fallback (option remoteVerify, Supabase's `auth.getUser`): only for an HS256 token while
 //   no secret is configured (a project on the legacy secret whose secret this service was not
 //   given). The provider's answer is cached like a local one, but at most remoteCacheTtlMs; the
@@ -130,9 +134,22 @@ function positiveOr (value: number | undefined, fallback: number, name: string):
   return value
 }
 
+/** How much of a token's end keys the cache (a hit still compares the whole token). */
+const KEY_CHARS = 32
+/** A hit moves its entry to the young end when it was last moved at least this long ago. */
+const TOUCH_MS = 1000
+
+const COMPACT_JWS_CHARS = /^[A-Za-z0-9_.-]+$/
+
+const cacheKeyOf = (token: string): string => token.length <= KEY_CHARS ? token : token.slice(-KEY_CHARS)
+
 interface CacheEntry {
+  /** The whole token: a lookup by its key is a hit only when the token is this one. */
+  token: string
   claims: VerifiedClaims
   expMs: number
+  /** When the entry was last moved to the young end. */
+  touchedMs: number
   /** verifyUser's answer for these claims, made on first use. */
   user?: UserIdentity
 }
@@ -204,27 +221,26 @@ export class TokenVerifier {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       throw invalidToken('malformed')
     }
-    const key = token
-    const hit = this.#hit(key)
+    const hit = this.#hit(token)
     if (hit !== undefined) return hit.claims
     // Parallel requests with the same token (a page load) share one check.
-    const pending = this.#pending.get(key)
+    const pending = this.#pending.get(token)
     if (pending !== undefined) return pending
     this.#stats.cacheMisses++
     const promise = this.#check(token).then((claims) => {
-      this.#remember(key, claims)
+      this.#remember(token, claims)
       return claims
     }).finally(() => {
-      this.#pending.delete(key)
+      this.#pending.delete(token)
     })
-    this.#pending.set(key, promise)
+    this.#pending.set(token, promise)
     return promise
   }
 
   /** A signed-in user's access token → the user (the same object while the token is cached). */
   async verifyUser (token: string): Promise<UserIdentity> {
     const claims = await this.verify(token)
-    const entry = this.#cache.get(token)
+    const entry = this.#cache.get(cacheKeyOf(token))
     if (entry !== undefined && entry.claims === claims) return (entry.user ??= this.#userOf(claims))
     return this.#userOf(claims)
   }
@@ -245,17 +261,23 @@ export class TokenVerifier {
   }
 
   /** A live cache entry (moved to the young end), or undefined; an expired one is dropped. */
-  #hit (key: string): CacheEntry | undefined {
-    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_TOKEN_LENGTH) return undefined
+  #hit (token: string): CacheEntry | undefined {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return undefined
+    const key = cacheKeyOf(token)
     const hit = this.#cache.get(key)
-    if (hit === undefined) return undefined
-    if (this.#now() >= hit.expMs) {
+    // Another token with the same end is a miss; its entry stays (it is someone's valid token).
+    if (hit === undefined || hit.token !== token) return undefined
+    const now = this.#now()
+    if (now >= hit.expMs) {
       this.#cache.delete(key)
       return undefined
     }
     this.#stats.cacheHits++
-    this.#cache.delete(key)
-    this.#cache.set(key, hit)
+    if (now - hit.touchedMs >= TOUCH_MS) {
+      hit.touchedMs = now
+      this.#cache.delete(key)
+      this.#cache.set(key, hit)
+    }
     return hit
   }
 
@@ -281,20 +303,27 @@ export class TokenVerifier {
     return claims
   }
 
-  #remember (key: string, claims: VerifiedClaims): void {
+  #remember (token: string, claims: VerifiedClaims): void {
     if (this.#maxEntries === 0) return
-    const expMs = this.#remoteClaims.has(claims) ? Math.min(claims.exp * 1000, this.#now() + this.#remoteTtlMs) : claims.exp * 1000
-    if (this.#now() >= expMs) return // accepted within the clock tolerance only: don't keep it
+    const now = this.#now()
+    const expMs = this.#remoteClaims.has(claims) ? Math.min(claims.exp * 1000, now + this.#remoteTtlMs) : claims.exp * 1000
+    if (now >= expMs) return // accepted within the clock tolerance only: don't keep it
+    const key = cacheKeyOf(token)
+    // The key's own entry first (another token with the same end: the newer one stays).
+    this.#cache.delete(key)
     while (this.#cache.size >= this.#maxEntries) {
       const oldest = this.#cache.keys().next()
       if (oldest.done === true) break
       this.#cache.delete(oldest.value)
     }
-    this.#cache.set(key, { claims, expMs })
+    this.#cache.set(key, { token, claims, expMs, touchedMs: now })
   }
 
   async #check (token: string): Promise<VerifiedClaims> {
-    // Compact JWS only (a JWE has five parts).
+    // Compact JWS only (a JWE has five parts), in its alphabet: base64url and the two dots. (A
+    // decoder may skip other characters; a cached token so never holds whitespace, which the auth
+    // hook's fast path relies on.)
+    if (!COMPACT_JWS_CHARS.test(token)) throw invalidToken('malformed')
     const first = token.indexOf('.')
     const second = first < 0 ? -1 : token.indexOf('.', first + 1)
     if (first <= 0 || second < 0 || token.indexOf('.', second + 1) !== -1) throw invalidToken('malformed')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { exportSPKI, SignJWT } from 'jose'
-import { createHmac } from 'node:crypto'
+import { createHmac, randomUUID } from 'node:crypto'
 import { AppError } from '../../src/errors.ts'
 import type { ProblemCode } from '../../src/errors.ts'
 import { TokenVerifier } from '../../src/services/token-verifier.ts'
@@ -88,6 +88,13 @@ t.test('malformed tokens → invalid_token', async (t) => {
   await invalid(t, v.verify(`${good}.extra.parts`), 'five parts (JWE shape)')
   await invalid(t, v.verify(`${good}.`))
   await invalid(t, v.verify('x'.repeat(20_000)))
+  // Outside the compact alphabet (base64url and dots), even where a lenient decoder would skip
+  // the character and find the good signature: whitespace, padding, standard base64.
+  const at = good.lastIndexOf('.') + 5
+  for (const c of [' ', '\t', '=', '+', '/', '\n']) {
+    await invalid(t, v.verify(good.slice(0, at) + c + good.slice(at)), `signature with ${JSON.stringify(c)}`)
+  }
+  t.equal(v.stats.signatureVerifications, 0, 'refused before any signature check')
   // payload that is not JSON, with a valid HS256 signature over it
   const header = base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))
   const payload = base64url('not json')
@@ -518,6 +525,26 @@ t.test('verified-token cache', async (t) => {
     t.ok(await v.verifyUser(token), 'the original is still fine')
   })
 
+  t.test('a token that ends like a cached one is not taken for it', async (t) => {
+    // The cache is keyed by a token's end (its signature's): a forged token carrying a cached
+    // token's signature under other claims must be verified, and fail, not be answered from it.
+    const v = hsVerifier()
+    const userId = randomUUID()
+    const good = await mintUserToken({ sub: userId })
+    t.equal((await v.verifyUser(good)).userId, userId)
+    const [, payload, signature] = good.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>
+    const forged = [good.split('.')[0], Buffer.from(JSON.stringify({ ...claims, sub: randomUUID() })).toString('base64url'), signature].join('.')
+    t.equal(forged.slice(-32), good.slice(-32), 'the same last 32 characters')
+    t.equal(v.cachedUser(forged), undefined, 'no synchronous answer for it')
+    await invalid(t, v.verifyUser(forged))
+    await invalid(t, v.verify(forged))
+    const n = v.stats.signatureVerifications
+    t.equal((await v.verifyUser(good)).userId, userId, 'the cached token still answers')
+    t.equal(v.stats.signatureVerifications, n, 'from the cache')
+    t.equal(v.cachedUser(good)?.userId, userId)
+  })
+
   t.test('failures are not cached', async (t) => {
     const v = hsVerifier()
     const bad = await mintUserToken({ secret: 'not-the-secret-not-the-secret-not-the-secret' })
@@ -531,12 +558,14 @@ t.test('verified-token cache', async (t) => {
     await expectCode(t, v.verifyUser(anon), 'forbidden', 403)
   })
 
-  t.test('bounded, evicts the oldest', async (t) => {
-    const v = hsVerifier(makeClock(), { cacheMaxEntries: 2 })
+  t.test('bounded, evicts the least recently used', async (t) => {
+    const clock = makeClock()
+    const v = hsVerifier(clock, { cacheMaxEntries: 2 })
     const [a, b, c] = await Promise.all([mintUserToken(), mintUserToken(), mintUserToken()]) as [string, string, string]
     await v.verify(a)
     await v.verify(b)
-    await v.verify(a) // a becomes the youngest
+    clock.ms += 1000
+    await v.verify(a) // a becomes the youngest (last moved a second ago)
     await v.verify(c) // evicts b
     t.equal(v.stats.cacheSize, 2)
     const n = v.stats.signatureVerifications
@@ -544,6 +573,20 @@ t.test('verified-token cache', async (t) => {
     t.equal(v.stats.signatureVerifications, n, 'a still cached')
     await v.verify(b)
     t.equal(v.stats.signatureVerifications, n + 1, 'b was evicted')
+
+    // Within a second of its last move, a hit leaves the entry where it is (a move per request
+    // would cost a Map delete and set): here a is still the oldest, and c evicts it.
+    const near = hsVerifier(makeClock(), { cacheMaxEntries: 2 })
+    await near.verify(a)
+    await near.verify(b)
+    await near.verify(a)
+    await near.verify(c)
+    const m = near.stats.signatureVerifications
+    t.equal(m, 3)
+    await near.verify(b)
+    t.equal(near.stats.signatureVerifications, m, 'b still cached')
+    await near.verify(a)
+    t.equal(near.stats.signatureVerifications, m + 1, 'a was evicted')
 
     const off = hsVerifier(makeClock(), { cacheMaxEntries: 0 })
     await off.verify(a)
