@@ -74,6 +74,13 @@ t.test('valid HS256 user token → 200 on /me and /workflows', async (t) => {
     t.equal(res.statusCode, 200, JSON.stringify(authorization.replace(token, '<token>')))
     t.equal(res.json().user_id, sub)
   }
+  // The token cached by now, with something inside or after it: not that token, and not one.
+  const at = token.lastIndexOf('.') + 5
+  const notTheToken = [`Bearer ${token} x`, `Bearer ${token.slice(0, at)} ${token.slice(at)}`, `Bearer ${token.slice(0, at)}\t${token.slice(at)}`, `Bearer ${token}=`]
+  for (const authorization of notTheToken) {
+    const res = await inject({ method: 'GET', url: '/me', headers: { authorization } })
+    assertProblem(t, res, 401, 'invalid_token')
+  }
   const upper = await mintUserToken({ sub: sub.toUpperCase(), iss })
   t.equal((await inject({ method: 'GET', url: '/me', headers: bearer(upper) })).json().user_id, sub)
   // A token without an email claim.
