@@ -17,9 +17,18 @@ declare module 'fastify' {
   }
 }
 
+// A user's key, made once per identity (the auth plugin hands out one identity object per
+// verified token): the same string every time, so its hash is computed once, not per request.
+const userKeys = new WeakMap<object, string>()
+
 /** Whose budget a request spends: the user, the service (cron), or the address. */
-export function rateLimitKey (request: FastifyRequest): string {
-  if (request.user) return `user:${request.user.userId}`
+function rateLimitKey (request: FastifyRequest): string {
+  const user = request.user
+  if (user) {
+    let key = userKeys.get(user)
+    if (key === undefined) userKeys.set(user, key = `user:${user.userId}`)
+    return key
+  }
   if (request.scope?.kind === 'service') return 'service'
   return `ip:${request.ip}`
 }
