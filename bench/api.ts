@@ -10,6 +10,8 @@
 // from process.cpuUsage in the server): on a shared machine it moves far less than req/s.
 // The load generator runs on CPU 0 and every server on CPU 1 (BENCH_PIN=0: wherever the
 // scheduler puts them; Postgres is never pinned).
+// BENCH_ONLY=<text> runs only the rows whose name contains it (e.g. BENCH_ONLY=/me: the floor and
+// GET /me), for repeated launches of one comparison.
 import { join } from 'node:path'
 import { load, peakRssMb, pinToCpu, startServer } from './lib.ts'
 import type { LoadResult, Started } from './lib.ts'
@@ -49,6 +51,9 @@ const cases: Case[] = [
 ]
 
 interface Row { name: string, label: string, goal: string, runs: LoadResult[], ratios: number[], writes: number[] }
+const only = process.env.BENCH_ONLY
+const selected = only ? cases.filter((c) => c.name.includes(only)) : cases
+if (selected.length === 0) throw new Error(`BENCH_ONLY=${only}: no row's name contains it`)
 const rows = new Map<string, Row>()
 const helloRuns: LoadResult[] = []
 
@@ -97,7 +102,7 @@ for (let round = 0; round < rounds; round++) {
   if (warm) await load(helloUrl, { duration: 2 })
   const base = await load(helloUrl, { duration, server: hello.child })
   helloRuns.push(base)
-  for (const c of cases) {
+  for (const c of selected) {
     for (const { label, svc } of c.floor ? [{ label: '-', svc: shaped }] : services) {
       const m = await measure(c, label, svc, warm)
       if (!m) continue
