@@ -10,8 +10,11 @@
 // from process.cpuUsage in the server): on a shared machine it moves far less than req/s.
 // The load generator runs on CPU 0 and every server on CPU 1 (BENCH_PIN=0: wherever the
 // scheduler puts them; Postgres is never pinned).
+// One more row runs the service with its own logger at LOG_LEVEL=info (the default), writing its
+// request lines to /dev/null; every other row runs it without a logger.
 // BENCH_ONLY=<text> runs only the rows whose name contains it (e.g. BENCH_ONLY=/me: the floor and
 // GET /me), for repeated launches of one comparison.
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { load, peakRssMb, pinToCpu, startServer } from './lib.ts'
 import type { LoadResult, Started } from './lib.ts'
@@ -34,11 +37,23 @@ const shaped: Svc = pinned(await startServer(`${here}servers/hello-me-shaped.ts`
 const services: Array<{ label: string, svc: Svc }> = []
 if (beforeDir) services.push({ label: 'before', svc: pinned(await startServer(join(beforeDir, 'bench/servers/app.ts'))) })
 services.push({ label: beforeDir ? 'after' : 'this', svc: pinned(await startServer(`${here}servers/app.ts`)) })
+// The same service with its own logger at LOG_LEVEL=info, the default (a request's two lines,
+// written to /dev/null): what production pays per request for request logs. A build whose bench
+// server cannot log (before BENCH_APP_LOG_LEVEL) has no such row.
+const logged: Array<{ label: string, svc: Svc }> = []
+const logging = { env: { BENCH_APP_LOG_LEVEL: 'info' }, quiet: true }
+if (beforeDir && readFileSync(join(beforeDir, 'bench/servers/bench-app.ts'), 'utf8').includes('BENCH_APP_LOG_LEVEL')) {
+  logged.push({ label: 'before', svc: pinned(await startServer(join(beforeDir, 'bench/servers/app.ts'), logging)) })
+} else if (beforeDir) {
+  console.log('(before: its bench server cannot log; the LOG_LEVEL=info row has no before)')
+}
+logged.push({ label: beforeDir ? 'after' : 'this', svc: pinned(await startServer(`${here}servers/app.ts`, logging)) })
 
 // multiUser: every request another of 50 callers (20 workflows each), in turn. writer: a sync's
 // writes under the load (one of the caller's counts moved every 5 ms), so answers keep changing.
 // floor: measured on the shaped hello-world instead of the services.
-interface Case { name: string, path: string, goal: string, conditional?: boolean, multiUser?: boolean, writer?: boolean, floor?: boolean }
+// logged: measured on the services that log at info.
+interface Case { name: string, path: string, goal: string, conditional?: boolean, multiUser?: boolean, writer?: boolean, floor?: boolean, logged?: boolean }
 const cases: Case[] = [
   { name: 'GET /workflows?limit=50 (summaries of all 50 rows; RLS, pg)', path: '/workflows?limit=50', goal: '>= 20 %, p99 <= 25 ms' },
   { name: 'GET /workflows (default page of 20)', path: '/workflows', goal: '>= 20 %, p99 <= 25 ms' },
@@ -47,7 +62,8 @@ const cases: Case[] = [
   { name: 'GET /workflows?limit=50&include=definition', path: '/workflows?limit=50&include=definition', goal: '-' },
   { name: 'GET /workflows?limit=50 with If-None-Match (304)', path: '/workflows?limit=50', goal: '-', conditional: true },
   { name: 'hello-world answering /me\'s headers and body (no logic: the floor for /me)', path: '/me', goal: '-', floor: true },
-  { name: 'GET /me (verified caller)', path: '/me', goal: '>= 80 %' }
+  { name: 'GET /me (verified caller)', path: '/me', goal: '>= 80 %' },
+  { name: 'GET /me with request logs (LOG_LEVEL=info, the default; lines to /dev/null)', path: '/me', goal: '-', logged: true }
 ]
 
 interface Row { name: string, label: string, goal: string, runs: LoadResult[], ratios: number[], writes: number[] }
@@ -103,7 +119,7 @@ for (let round = 0; round < rounds; round++) {
   const base = await load(helloUrl, { duration, server: hello.child })
   helloRuns.push(base)
   for (const c of selected) {
-    for (const { label, svc } of c.floor ? [{ label: '-', svc: shaped }] : services) {
+    for (const { label, svc } of c.floor ? [{ label: '-', svc: shaped }] : c.logged ? logged : services) {
       const m = await measure(c, label, svc, warm)
       if (!m) continue
       const key = `${c.name}\u0000${label}`
@@ -116,7 +132,7 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 const rss = services.map(({ label, svc }) => `${label} ${peakRssMb(svc.child.pid)} MB`).join(', ')
-for (const { svc } of services) await svc.stop()
+for (const { svc } of [...services, ...logged]) await svc.stop()
 await shaped.stop()
 const helloRss = peakRssMb(hello.child.pid)
 await hello.stop()

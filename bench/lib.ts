@@ -20,8 +20,13 @@ export interface Started<M> {
 }
 
 /** Starts a bench server in its own process (the load generator must not share its event loop). */
-export async function startServer<M extends { port: number }> (file: string): Promise<Started<M>> {
-  const child = fork(file, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--disable-warning=ExperimentalWarning', ...PRODUCTION_NODE_FLAGS] })
+/** `env`: added to this process's environment; `quiet`: the server's stdout to /dev/null (its log lines). */
+export async function startServer<M extends { port: number }> (file: string, opts: { env?: Record<string, string>, quiet?: boolean } = {}): Promise<Started<M>> {
+  const child = fork(file, {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', opts.quiet === true ? 'ignore' : 'inherit', 'inherit', 'ipc'],
+    execArgv: ['--disable-warning=ExperimentalWarning', ...PRODUCTION_NODE_FLAGS]
+  })
   const message = await new Promise<M>((resolve, reject) => {
     child.once('message', (m) => resolve(m as M))
     child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)))

@@ -19,6 +19,8 @@ async function admin (sql: string): Promise<void> {
   }
 }
 
+const logLevel = process.env.BENCH_APP_LOG_LEVEL || undefined
+
 export async function startBenchApp (prefix: string, env: Record<string, string> = {}): Promise<{ app: FastifyInstance, databaseUrl: string, close(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(4).toString('hex')}`
   await admin(`create database ${name}`)
@@ -26,7 +28,7 @@ export async function startBenchApp (prefix: string, env: Record<string, string>
   url.pathname = `/${name}`
   const config = loadConfig({
     NODE_ENV: 'production',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: logLevel ?? 'silent',
     DATABASE_URL: url.toString(),
     SUPABASE_JWT_SECRET: BENCH_SECRET,
     RATE_LIMIT_MAX: '1000000',
@@ -34,7 +36,9 @@ export async function startBenchApp (prefix: string, env: Record<string, string>
     LIVE_SYNC_INTERVAL_MS: '0',
     ...env
   })
-  const app = await buildApp({ config, logger: false, testing: { swaggerUi: false } })
+  // BENCH_APP_LOG_LEVEL=info: the service's own logger at that level (request lines included), as
+  // production runs it; unset, no logger at all.
+  const app = await buildApp({ config, ...(logLevel ? {} : { logger: false }), testing: { swaggerUi: false } })
   return {
     app,
     databaseUrl: url.toString(),
