@@ -36,6 +36,7 @@ import eventsPlugin from './plugins/events.ts'
 import eventRoutes from './routes/events/index.ts'
 import dashboardPlugin from './plugins/dashboard.ts'
 import { censorSecrets } from './lib/log-censor.ts'
+import { RequestLog } from './plugins/request-log.ts'
 
 export interface AppOptions {
   config: Config
@@ -124,6 +125,7 @@ export function loggerOptions (config: Config): FastifyServerOptions['logger'] {
 export function serverOptions (config: Config, logger: FastifyServerOptions['logger'] | boolean = loggerOptions(config)): FastifyServerOptions {
   return {
     logger,
+    logController: new RequestLog(),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

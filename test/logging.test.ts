@@ -24,3 +24,31 @@ t.test('logs carry request ids and never a token, cron secret or n8n key', async
     t.notOk(all.includes(secret), `no log line contains ${secret.slice(0, 12)}…`)
   }
 })
+
+t.test('at info, one line per request: method, URL, status, time and request id; the incoming line at debug', async (t) => {
+  for (const level of ['info', 'debug'] as const) {
+    const lines: string[] = []
+    const stream = new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } })
+    const config = testConfig({ LOG_LEVEL: level })
+    const h = await buildTestApp({ env: { LOG_LEVEL: level }, logger: { ...(loggerOptions(config) as object), stream } })
+    const u = await testUser()
+    const res = await h.app.inject({ method: 'GET', url: '/me?x=1', headers: u.auth })
+    t.equal(res.statusCode, 200)
+    await h.close()
+    const id = res.headers['x-request-id'] as string
+    const mine = lines.map((l) => JSON.parse(l) as Record<string, any>).filter((l) => l.reqId === id)
+    const completed = mine.filter((l) => l.msg === 'request completed')
+    t.equal(completed.length, 1, `${level}: one completed line`)
+    t.match(completed[0], { level: 30, req: { method: 'GET', url: '/me?x=1' }, res: { statusCode: 200 } })
+    t.type(completed[0]?.responseTime, 'number')
+    t.notOk(JSON.stringify(mine).includes(u.token), 'no token')
+    const incoming = mine.filter((l) => l.msg === 'incoming request')
+    if (level === 'info') {
+      t.same(mine.map((l) => l.msg), ['request completed'], 'info: nothing else for this request')
+    } else {
+      t.equal(incoming.length, 1, 'debug: the incoming line too')
+      t.equal(incoming[0]?.level, 20)
+      t.equal(incoming[0]?.req?.url, '/me?x=1')
+    }
+  }
+})
