@@ -52,3 +52,14 @@ t.test('at info, one line per request: method, URL, status, time and request id;
     }
   }
 })
+
+t.test('LOG_LEVEL=silent is no logger at all (a request pays for no child logger); other levels have one', async (t) => {
+  t.equal(loggerOptions(testConfig({ LOG_LEVEL: 'silent' })), false)
+  const silent = await buildTestApp({ env: { LOG_LEVEL: 'silent' }, logger: loggerOptions(testConfig({ LOG_LEVEL: 'silent' })) })
+  t.teardown(() => silent.close())
+  t.equal(silent.app.log.child({ reqId: 'x' }), silent.app.log, 'the null logger: its children are itself')
+  const u = await testUser()
+  t.equal((await silent.app.inject({ method: 'GET', url: '/me', headers: u.auth })).statusCode, 200)
+  const info = loggerOptions(testConfig({ LOG_LEVEL: 'info' })) as { level: string }
+  t.equal(info.level, 'info')
+})

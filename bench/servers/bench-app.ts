@@ -36,9 +36,9 @@ export async function startBenchApp (prefix: string, env: Record<string, string>
     LIVE_SYNC_INTERVAL_MS: '0',
     ...env
   })
-  // BENCH_APP_LOG_LEVEL=info: the service's own logger at that level (request lines included), as
-  // production runs it; unset, no logger at all.
-  const app = await buildApp({ config, ...(logLevel ? {} : { logger: false }), testing: { swaggerUi: false } })
+  // The service's own logger settings: LOG_LEVEL=silent (unset BENCH_APP_LOG_LEVEL) is no logger
+  // at all; BENCH_APP_LOG_LEVEL=info is the default of production, request lines included.
+  const app = await buildApp({ config, testing: { swaggerUi: false } })
   return {
     app,
     databaseUrl: url.toString(),
