@@ -260,7 +260,10 @@ export class TokenVerifier {
     }
   }
 
-  /** A live cache entry (moved to the young end), or undefined; an expired one is dropped. */
+  /**
+   * The live cache entry of exactly this token (moved to the young end when it was last moved
+   * TOUCH_MS ago or more), or undefined; an expired one is dropped.
+   */
   #hit (token: string): CacheEntry | undefined {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return undefined
     const key = cacheKeyOf(token)
