@@ -13,7 +13,7 @@
 // One more row runs the service with its own logger at LOG_LEVEL=info (the default), writing its
 // request lines to /dev/null; every other row runs it without a logger.
 // BENCH_ONLY=<text> runs only the rows whose name contains it (e.g. BENCH_ONLY=/me: the floor and
-// GET /me), for repeated launches of one comparison.
+// GET /me with and without logs), for repeated launches of one comparison.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { load, peakRssMb, pinToCpu, startServer } from './lib.ts'
@@ -34,20 +34,23 @@ const hello = pinned(await startServer<{ port: number }>(`${here}servers/hello.t
 const helloUrl = `http://127.0.0.1:${hello.message.port}/`
 // GET /me's answer (its headers and body) from a bare Fastify: the floor under the /me row.
 const shaped: Svc = pinned(await startServer(`${here}servers/hello-me-shaped.ts`))
-const services: Array<{ label: string, svc: Svc }> = []
-if (beforeDir) services.push({ label: 'before', svc: pinned(await startServer(join(beforeDir, 'bench/servers/app.ts'))) })
-services.push({ label: beforeDir ? 'after' : 'this', svc: pinned(await startServer(`${here}servers/app.ts`)) })
-// The same service with its own logger at LOG_LEVEL=info, the default (a request's two lines,
-// written to /dev/null): what production pays per request for request logs. A build whose bench
-// server cannot log (before BENCH_APP_LOG_LEVEL) has no such row.
-const logged: Array<{ label: string, svc: Svc }> = []
-const logging = { env: { BENCH_APP_LOG_LEVEL: 'info' }, quiet: true }
-if (beforeDir && readFileSync(join(beforeDir, 'bench/servers/bench-app.ts'), 'utf8').includes('BENCH_APP_LOG_LEVEL')) {
-  logged.push({ label: 'before', svc: pinned(await startServer(join(beforeDir, 'bench/servers/app.ts'), logging)) })
-} else if (beforeDir) {
-  console.log('(before: its bench server cannot log; the LOG_LEVEL=info row has no before)')
+/** The service of each build (the older checkout's first), started with `opts`. */
+async function startBuilds (opts: Parameters<typeof startServer>[1] = {}): Promise<Array<{ label: string, svc: Svc }>> {
+  const builds: Array<{ label: string, svc: Svc }> = []
+  if (beforeDir) builds.push({ label: 'before', svc: pinned(await startServer(join(beforeDir, 'bench/servers/app.ts'), opts)) })
+  builds.push({ label: beforeDir ? 'after' : 'this', svc: pinned(await startServer(`${here}servers/app.ts`, opts)) })
+  return builds
 }
-logged.push({ label: beforeDir ? 'after' : 'this', svc: pinned(await startServer(`${here}servers/app.ts`, logging)) })
+const services = await startBuilds()
+// The same service with its own logger at LOG_LEVEL=info, the default (a line per request,
+// written to /dev/null): what production pays per request for request logs. An older build
+// whose bench server cannot log (before BENCH_APP_LOG_LEVEL) would run without a logger: its
+// row is left out.
+const logged = await startBuilds({ env: { BENCH_APP_LOG_LEVEL: 'info' }, quiet: true })
+if (beforeDir && !readFileSync(join(beforeDir, 'bench/servers/bench-app.ts'), 'utf8').includes('BENCH_APP_LOG_LEVEL')) {
+  console.log('(before: its bench server cannot log; the LOG_LEVEL=info row has no before)')
+  await logged.shift()!.svc.stop()
+}
 
 // multiUser: every request another of 50 callers (20 workflows each), in turn. writer: a sync's
 // writes under the load (one of the caller's counts moved every 5 ms), so answers keep changing.
